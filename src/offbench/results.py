@@ -1,0 +1,166 @@
+"""Result types and their one JSON serialisation (``schema_version`` 1).
+
+Results are immutable values, made once by the worker (one :class:`CellResult` per
+cell) or the runner (the :class:`RunResult` around them). :func:`encode` and
+:func:`decode` are the only way to and from JSON; decoding validates every field,
+so a malformed file is reported with the JSON path of the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from offbench.errors import UsageError
+from offbench.settings import RunSettings
+from offbench.workloads import Params
+
+SCHEMA_VERSION = 1
+
+Status = Literal["ok", "error", "timeout"]
+
+
+class OpLatency(msgspec.Struct, frozen=True, kw_only=True):
+    """Submit-to-result time of one call, milliseconds."""
+
+    p50: float
+    p99: float
+    max: float
+
+
+class LoopLag(msgspec.Struct, frozen=True, kw_only=True):
+    """How late the event loop woke the probe, milliseconds, corrected for coordinated omission."""
+
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    max: float
+    mean: float
+
+
+class CellResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one cell measured (or why it could not)."""
+
+    workload: str
+    params: Params
+    strategy: str
+    loop: str
+    concurrency: int
+    status: Status
+    error: str | None = None
+    traceback: str | None = None
+    ops: int = 0
+    elapsed_s: float = 0.0
+    throughput_ops_s: float = 0.0
+    op_latency_ms: OpLatency | None = None
+    loop_lag_ms: LoopLag | None = None
+    lag_samples: int = 0
+    lag_samples_raw: int = 0
+    stalled_s: float = 0.0
+    availability: float | None = None
+    startup_s: float = 0.0
+    loop_version: str = ""
+    details: Params = {}
+    worker_pid: int | None = None
+    worker_start: str = ""
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the cell measured normally."""
+        return self.status == "ok"
+
+
+class Machine(msgspec.Struct, frozen=True, kw_only=True):
+    """The machine and interpreter the run measured."""
+
+    python_version: str
+    python_implementation: str
+    platform: str
+    cpu_model: str
+    cpu_count: int
+    uvloop_version: str | None
+    numpy_version: str | None
+    blas: list[dict[str, str | int | None]]
+    gil_switch_interval_s: float
+    default_executor_workers: int
+
+
+class RunResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole run: where, when, with which settings, and every cell's result."""
+
+    schema_version: int = SCHEMA_VERSION
+    offbench_version: str
+    created: str
+    complete: bool
+    wall_s: float
+    machine: Machine
+    settings: RunSettings
+    results: list[CellResult]
+
+
+def encode(run: RunResult) -> bytes:
+    """Serialise a run to indented JSON, newline-terminated."""
+    return msgspec.json.format(msgspec.json.encode(run), indent=2) + b"\n"
+
+
+def decode(data: bytes, source: str = "<data>") -> RunResult:
+    """Parse and validate a results file; raise ``UsageError`` naming ``source`` and the problem."""
+    try:
+        header = msgspec.json.decode(data, type=dict[str, object])
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"{source}: not an offbench results file: {exc}") from None
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UsageError(
+            f"{source}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
+        )
+    try:
+        return msgspec.json.decode(data, type=RunResult)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"{source}: malformed results: {exc}") from None
+
+
+def load(path: Path) -> RunResult:
+    """Read and validate a results file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return decode(data, str(path))
+
+
+def check_writable(path: Path) -> None:
+    """Raise ``UsageError`` now if ``path`` could not be written later (missing or read-only dir)."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(f"{path}: directory {str(directory)!r} does not exist")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: directory {str(directory)!r} is not writable")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a torn file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,139 @@
+"""The orchestrator: runs each cell of the matrix in a fresh worker process and collects results.
+
+The runner never measures and never prints. It starts what a cell needs outside the
+worker (the socket workload's server), starts the worker, enforces the per-cell
+timeout by killing the worker's whole process group, turns every way a worker can
+end into a :class:`~offbench.results.CellResult`, and tells an :class:`Observer` as
+cells start and finish (the CLI draws progress from that).
+
+Ctrl-C (``KeyboardInterrupt``) stops the run between or during cells: the cell in
+flight is killed, and the :class:`~offbench.results.RunResult` holds every cell
+measured so far, marked ``complete=False``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+
+from offbench import __version__, machine, workloads
+from offbench.errors import OffbenchError
+from offbench.processes import ChildOutcome, run_child
+from offbench.results import CellResult, RunResult
+from offbench.settings import CellSpec, RunSettings, cells
+from offbench.worker import child_main
+
+
+class Observer(Protocol):
+    """Receives progress events; every method must return quickly."""
+
+    def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
+        """A cell is about to start (``index`` counts from 0)."""
+
+    def cell_finished(self, index: int, total: int, result: CellResult) -> None:
+        """A cell has a result (ok, error or timeout)."""
+
+    def waiting(self) -> None:
+        """Called a few times a second while a cell runs, e.g. to refresh a display."""
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
+        """Ignore."""
+
+    def cell_finished(self, index: int, total: int, result: CellResult) -> None:
+        """Ignore."""
+
+    def waiting(self) -> None:
+        """Ignore."""
+
+
+def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
+    """Measure every cell of ``settings``; return the results, partial if interrupted."""
+    observer = observer or NullObserver()
+    began = time.monotonic()
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    info = machine.describe()
+    matrix = cells(settings)
+    results: list[CellResult] = []
+    complete = False
+    try:
+        for index, cell in enumerate(matrix):
+            observer.cell_started(index, len(matrix), cell)
+            result = run_cell(cell, settings.cell_timeout_s, observer.waiting)
+            results.append(result)
+            observer.cell_finished(index, len(matrix), result)
+        complete = True
+    except KeyboardInterrupt:
+        pass
+    return RunResult(
+        offbench_version=__version__,
+        created=created,
+        complete=complete,
+        wall_s=round(time.monotonic() - began, 3),
+        machine=info,
+        settings=settings,
+        results=results,
+    )
+
+
+def run_cell(
+    cell: CellSpec, timeout_s: float, on_wait: Callable[[], None] | None = None
+) -> CellResult:
+    """Run one cell in a fresh worker process, inside its workload's fixture."""
+    began = time.monotonic()
+    workload = workloads.get(cell.workload)
+    try:
+        with workload.fixture(cell.params) as resources:
+            cell = msgspec.structs.replace(cell, resources=resources)
+            outcome = run_child(
+                child_main, msgspec.json.encode(cell), timeout_s, on_wait or (lambda: None)
+            )
+    except (OffbenchError, OSError, RuntimeError) as exc:
+        return _failed(cell, "error", f"could not set up the cell: {exc}", began)
+    result = _from_outcome(cell, outcome, timeout_s, began)
+    return msgspec.structs.replace(
+        result, worker_start=outcome.start_method, wall_s=round(time.monotonic() - began, 3)
+    )
+
+
+def _from_outcome(
+    cell: CellSpec, outcome: ChildOutcome, timeout_s: float, began: float
+) -> CellResult:
+    if outcome.timed_out:
+        return _failed(cell, "timeout", f"no result within {timeout_s:g} s; worker killed", began)
+    if outcome.report:
+        try:
+            return msgspec.json.decode(outcome.report, type=CellResult)
+        except msgspec.DecodeError as exc:
+            return _failed(cell, "error", f"worker sent an unreadable result: {exc}", began)
+    last_line = outcome.output.strip().splitlines()[-1:] or ["no output"]
+    return _failed(
+        cell,
+        "error",
+        f"worker exited with code {outcome.returncode} before reporting: {last_line[0]}",
+        began,
+        traceback=outcome.output or None,
+    )
+
+
+def _failed(
+    cell: CellSpec, status: str, message: str, began: float, traceback: str | None = None
+) -> CellResult:
+    return CellResult(
+        workload=cell.workload,
+        params=cell.params,
+        strategy=cell.strategy,
+        loop=cell.loop,
+        concurrency=cell.concurrency,
+        status="timeout" if status == "timeout" else "error",
+        error=message,
+        traceback=traceback,
+        wall_s=round(time.monotonic() - began, 3),
+    )

@@ -1,0 +1,189 @@
+"""Measure one cell inside its own process: the only place where timing happens.
+
+:func:`measure` prepares the workload, starts the cell's event loop, runs the
+strategy's warm-up and measured window with the responsiveness probe beside the
+workload tasks, and hands a :class:`~offbench.results.CellResult` to ``deliver``
+*before* tearing anything down: a teardown that hangs (a thread stuck in a blocking
+call, a pool that will not shut down) can then never lose the measurement.
+
+:func:`child_main` is the entry point in a worker process: it delivers the result
+over a pipe (never stdout, which user code may print to) and leaves with
+``os._exit``, skipping interpreter shutdown, which would wait for stuck threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from offbench import loops, strategies, workloads
+from offbench.probe import NS_PER_MS, LagRecorder, run_probe, summarize
+from offbench.results import CellResult, LoopLag, OpLatency
+from offbench.settings import CellSpec
+from offbench.stats import percentile
+from offbench.strategies import Strategy
+from offbench.workloads import Params
+
+Deliver = Callable[[CellResult], None]
+clock = time.perf_counter_ns
+
+
+@dataclass
+class Window:
+    """Raw timings of a cell's warm-up and measured window (ns, ``perf_counter_ns``)."""
+
+    start_ns: int
+    end_ns: int
+    recorder: LagRecorder
+    ops: list[tuple[int, int]]
+
+
+def measure(cell: CellSpec, deliver: Deliver) -> None:
+    """Measure ``cell`` in this process and pass its result to ``deliver``, then clean up."""
+    backend = loops.get(cell.loop)
+    try:
+        workload = workloads.get(cell.workload)
+        details = workload.prepare(cell.params)
+        fn = workload.make_call(cell.params, cell.resources)
+    except Exception as exc:
+        deliver(failed(cell, exc, loop_version=backend.version()))
+        return
+    prepare = functools.partial(workload.prepare, cell.params)
+    with asyncio.Runner(loop_factory=backend.factory()) as runner:
+        runner.run(_measure_on_loop(cell, fn, prepare, details, backend.version(), deliver))
+
+
+async def _measure_on_loop(
+    cell: CellSpec,
+    fn: Callable[[], object],
+    prepare: Callable[[], object],
+    details: Params,
+    loop_version: str,
+    deliver: Deliver,
+) -> None:
+    strategy = strategies.get(cell.strategy)()
+    try:
+        began = time.perf_counter()
+        details = details | await strategy.start(fn, prepare)
+        startup_s = time.perf_counter() - began
+        window = await _run_window(cell, strategy)
+    except Exception as exc:
+        result = failed(cell, exc, loop_version=loop_version, details=details)
+    else:
+        result = _summarize(cell, window, startup_s, loop_version, details)
+    deliver(result)
+    await strategy.stop()
+
+
+async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
+    interval_ns = round(cell.probe_interval_ms * NS_PER_MS)
+    recorder = LagRecorder(interval_ns, round(cell.stall_threshold_ms * NS_PER_MS))
+    start_ns = clock() + round(cell.warmup_s * 1e9)
+    end_ns = start_ns + round(cell.window_s * 1e9)
+    ops: list[tuple[int, int]] = []
+    async with asyncio.TaskGroup() as group:
+        group.create_task(run_probe(recorder, start_ns, end_ns))
+        for _ in range(cell.concurrency):
+            group.create_task(_call_until(strategy, end_ns, ops))
+    return Window(start_ns, end_ns, recorder, ops)
+
+
+async def _call_until(strategy: Strategy, end_ns: int, ops: list[tuple[int, int]]) -> None:
+    """One of the ``concurrency`` tasks: call back to back, timing each call, until ``end_ns``."""
+    while (submitted := clock()) < end_ns:
+        await strategy.call()
+        ops.append((submitted, clock()))
+
+
+def _summarize(
+    cell: CellSpec, window: Window, startup_s: float, loop_version: str, details: Params
+) -> CellResult:
+    window_s = (window.end_ns - window.start_ns) / 1e9
+    latencies = sorted(
+        (done - submitted) / NS_PER_MS
+        for submitted, done in window.ops
+        if window.start_ns < done <= window.end_ns
+    )
+    lag = summarize(window.recorder, window_s)
+    return CellResult(
+        workload=cell.workload,
+        params=cell.params,
+        strategy=cell.strategy,
+        loop=cell.loop,
+        concurrency=cell.concurrency,
+        status="ok",
+        ops=len(latencies),
+        elapsed_s=window_s,
+        throughput_ops_s=len(latencies) / window_s,
+        op_latency_ms=OpLatency(
+            p50=percentile(latencies, 50), p99=percentile(latencies, 99), max=latencies[-1]
+        )
+        if latencies
+        else None,
+        loop_lag_ms=LoopLag(
+            p50=lag.p50, p90=lag.p90, p99=lag.p99, p999=lag.p999, max=lag.max, mean=lag.mean
+        )
+        if lag
+        else None,
+        lag_samples=lag.samples if lag else 0,
+        lag_samples_raw=lag.raw_samples if lag else 0,
+        stalled_s=lag.stalled_s if lag else 0.0,
+        availability=lag.availability if lag else None,
+        startup_s=startup_s,
+        loop_version=loop_version,
+        details=details,
+        worker_pid=os.getpid(),
+    )
+
+
+def failed(
+    cell: CellSpec, exc: BaseException, *, loop_version: str = "", details: Params | None = None
+) -> CellResult:
+    """Return the ``error`` result of a cell whose workload or strategy raised ``exc``."""
+    leaf = _first_leaf(exc)
+    return CellResult(
+        workload=cell.workload,
+        params=cell.params,
+        strategy=cell.strategy,
+        loop=cell.loop,
+        concurrency=cell.concurrency,
+        status="error",
+        error=f"{type(leaf).__name__}: {leaf}",
+        traceback="".join(traceback.format_exception(leaf)),
+        loop_version=loop_version,
+        details=details or {},
+        worker_pid=os.getpid(),
+    )
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def child_main(payload: bytes, report_fd: int) -> None:
+    """Worker-process entry: measure the cell in ``payload``, report on ``report_fd``, exit."""
+    cell = msgspec.json.decode(payload, type=CellSpec)
+    # Process pools started here re-run the parent's ``__main__`` in each pool process
+    # (multiprocessing's "safe importing of main module"). A worker forked from the CLI,
+    # a test runner or a user's script has a main that is not ours to re-run: name this
+    # module instead, which is import-safe.
+    sys.modules["__main__"] = sys.modules[__name__]
+
+    def deliver(result: CellResult) -> None:
+        with open(report_fd, "wb", closefd=True) as report:
+            report.write(msgspec.json.encode(result))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    measure(cell, deliver)

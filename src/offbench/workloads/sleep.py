@@ -1,0 +1,21 @@
+"""``sleep``: blocking I/O stood in for by ``time.sleep``, which releases the GIL."""
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+
+from offbench.workloads import ParamValue, Workload
+
+
+class SleepWorkload(Workload):
+    """``time.sleep(duration_ms / 1000)``: the purest blocking wait, no CPU, GIL released."""
+
+    name = "sleep"
+    summary = "time.sleep(duration_ms): blocking wait that releases the GIL"
+    defaults: Mapping[str, ParamValue] = {"duration_ms": 10.0}
+
+    def make_call(
+        self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]
+    ) -> Callable[[], object]:
+        """Return ``time.sleep`` bound to the configured duration."""
+        return functools.partial(time.sleep, float(params["duration_ms"]) / 1000.0)
