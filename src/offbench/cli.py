@@ -7,6 +7,7 @@ out; 2 bad input (one line on stderr, never a traceback); 130 interrupted by Ctr
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -127,7 +128,7 @@ def run(
     out_path = Path(json_path) if json_path and not to_stdout else None
     if out_path is not None:
         results.check_writable(out_path)
-    console = Console(stderr=to_stdout)
+    console = _console(stderr=to_stdout)
     stopped_by = _StopSignal()
     with stopped_by, RunProgress(Console(stderr=True)) as progress:
         run_result = runner.run(run_settings, progress)
@@ -160,6 +161,13 @@ class _StopSignal:
 
     def __exit__(self, *exc_info: object) -> None:
         signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
+
+
+def _console(stderr: bool) -> Console:
+    """Return a console; when not a terminal and no COLUMNS is set, wide enough for the tables."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() or "COLUMNS" in os.environ else 160
+    return Console(stderr=stderr, width=wide)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -1,4 +1,4 @@
-"""The responsiveness probe: how late does the event loop wake a coroutine that asked to run?
+"""The responsiveness probe: measures how late the event loop wakes a coroutine that asked to run.
 
 The probe ticks on a fixed schedule (every ``interval``) for the measured window and
 records, for each tick, its *lag*: wake-up time minus scheduled time, read with

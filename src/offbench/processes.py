@@ -126,7 +126,7 @@ def start_child(main: ChildMain, payload: bytes, report_fd: int, method: str | N
     The caller keeps its copy of ``report_fd`` and must close it after this returns, so
     that reading the other end sees EOF when the child exits.
     """
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - owned and closed by the Child
     method = method or default_start_method()
     if method == "fork":
         return Child(_fork(main, payload, report_fd, log.fileno()), log, None)

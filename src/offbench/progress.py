@@ -69,7 +69,9 @@ class RunProgress:
         self.progress.update(self.task, completed=index + 1)
         self.progress.refresh()
         if not self.live:
-            self.console.print(f"[{index + 1}/{total}] {cell_line(result)}", markup=False)
+            self.console.print(
+                f"[{index + 1}/{total}] {cell_line(result)}", markup=False, soft_wrap=True
+            )
 
     def waiting(self) -> None:
         """Redraw the elapsed time and ETA while a cell runs."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -66,7 +66,7 @@ def workload_table(run: RunResult, workload: str) -> Table:
     return table
 
 
-_COLUMNS = (
+_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("strategy", "left"),
     ("loop", "left"),
     ("conc", "right"),

@@ -32,13 +32,13 @@ class Observer(Protocol):
     """Receives progress events; every method must return quickly."""
 
     def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
-        """A cell is about to start (``index`` counts from 0)."""
+        """Note that a cell is about to start (``index`` counts from 0)."""
 
     def cell_finished(self, index: int, total: int, result: CellResult) -> None:
-        """A cell has a result (ok, error or timeout)."""
+        """Note that a cell has a result (ok, error or timeout)."""
 
     def waiting(self) -> None:
-        """Called a few times a second while a cell runs, e.g. to refresh a display."""
+        """Take a moment, a few times a second while a cell runs (e.g. to refresh a display)."""
 
 
 class NullObserver:

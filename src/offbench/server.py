@@ -19,7 +19,7 @@ import ipaddress
 import os
 import signal
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import msgspec
@@ -81,12 +81,11 @@ async def serve(config: ServerConfig, on_ready: int) -> None:
 def server_main(payload: bytes, report_fd: int) -> None:
     """Child-process entry: decode the config and serve on the fastest available loop."""
     config = msgspec.json.decode(payload, type=ServerConfig)
-    try:
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    with contextlib.suppress(ImportError):
         import uvloop
 
         factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(serve(config, report_fd))
 

@@ -52,7 +52,7 @@ class Strategy(ABC):
     async def call(self) -> object:
         """Run ``fn`` once and return its result, however this strategy does it."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - most strategies hold nothing to release
         """Release what :meth:`start` acquired."""
 
 

@@ -84,15 +84,30 @@ async def _measure_on_loop(
 
 
 async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
+    """Run warm-up and window; return as soon as the probe has seen the window's end.
+
+    Calls still in flight then are not waited for (they could not count anyway, and a
+    hung one must not hold the result back); their tasks are cancelled on the way out.
+    The first exception raised by a call fails the cell.
+    """
     interval_ns = round(cell.probe_interval_ms * NS_PER_MS)
     recorder = LagRecorder(interval_ns, round(cell.stall_threshold_ms * NS_PER_MS))
     start_ns = clock() + round(cell.warmup_s * 1e9)
     end_ns = start_ns + round(cell.window_s * 1e9)
     ops: list[tuple[int, int]] = []
-    async with asyncio.TaskGroup() as group:
-        group.create_task(run_probe(recorder, start_ns, end_ns))
-        for _ in range(cell.concurrency):
-            group.create_task(_call_until(strategy, end_ns, ops))
+    probe = asyncio.create_task(run_probe(recorder, start_ns, end_ns))
+    callers = [
+        asyncio.create_task(_call_until(strategy, end_ns, ops)) for _ in range(cell.concurrency)
+    ]
+    try:
+        pending: set[asyncio.Task[None]] = {probe, *callers}
+        while not probe.done():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+    finally:
+        for task in (probe, *callers):
+            task.cancel()
     return Window(start_ns, end_ns, recorder, ops)
 
 

@@ -2,6 +2,7 @@
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from offbench.workloads import ParamValue, Workload
 
@@ -19,7 +20,7 @@ class CpuWorkload(Workload):
 
     name = "cpu"
     summary = "pure-Python loop (holds the GIL), about 10 ms per op on a laptop-class CPU"
-    defaults: Mapping[str, ParamValue] = {"iterations": 100_000}
+    defaults: ClassVar[Mapping[str, ParamValue]] = {"iterations": 100_000}
 
     def make_call(
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]

@@ -7,7 +7,7 @@ measured is the strategy's own.
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from offbench.workloads import Params, ParamValue, Workload
 
@@ -31,7 +31,7 @@ class NumpyWorkload(Workload):
 
     name = "numpy"
     summary = "NumPy matrix product (releases the GIL), BLAS pinned to 1 thread"
-    defaults: Mapping[str, ParamValue] = {"size": 384}
+    defaults: ClassVar[Mapping[str, ParamValue]] = {"size": 384}
 
     def prepare(self, params: Mapping[str, ParamValue]) -> Params:
         """Import NumPy, pin BLAS to one thread, build the matrices; return the BLAS facts."""

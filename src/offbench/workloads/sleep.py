@@ -3,6 +3,7 @@
 import functools
 import time
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from offbench.workloads import ParamValue, Workload
 
@@ -12,7 +13,7 @@ class SleepWorkload(Workload):
 
     name = "sleep"
     summary = "time.sleep(duration_ms): blocking wait that releases the GIL"
-    defaults: Mapping[str, ParamValue] = {"duration_ms": 10.0}
+    defaults: ClassVar[Mapping[str, ParamValue]] = {"duration_ms": 10.0}
 
     def make_call(
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]

@@ -8,6 +8,7 @@ import functools
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import ClassVar
 
 from offbench.server import ServerConfig, loopback_server
 from offbench.workloads import Params, ParamValue, Workload
@@ -30,7 +31,7 @@ class SocketWorkload(Workload):
 
     name = "socket"
     summary = "blocking TCP connect/send/recv/close against a loopback server (reply after 5 ms)"
-    defaults: Mapping[str, ParamValue] = {
+    defaults: ClassVar[Mapping[str, ParamValue]] = {
         "delay_ms": 5.0,
         "request_bytes": 64,
         "reply_bytes": 64,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from offbench.errors import UsageError
 from offbench.workloads import Params, ParamValue, Workload
@@ -26,14 +27,14 @@ def resolve(target: str) -> Callable[[], object]:
             raise UsageError(f"{target}: module {module_name!r} has no attribute {attr!r}") from None
     if not callable(obj):
         raise UsageError(f"{target}: {type(obj).__name__} object is not callable")
-    return obj  # type: ignore[return-value]
+    return obj
 
 
 class UserFunction(Workload):
     """Any importable zero-argument callable, called as one unit of work."""
 
     summary = "your own blocking callable, given as module:function"
-    defaults: Mapping[str, ParamValue] = {}
+    defaults: ClassVar[Mapping[str, ParamValue]] = {}
 
     def __init__(self, target: str) -> None:
         self.name = target

@@ -1,0 +1,90 @@
+"""The command line as a user meets it: real processes, exit codes, stdout discipline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from offbench import __version__
+
+SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",
+         "--warmup", "0.02"]
+
+
+def offbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "offbench", *args],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
+    )
+
+
+def test_version() -> None:
+    done = offbench("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"offbench {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "-w", "slep"], "unknown workload 'slep'"),
+        (["run", "-s", "to_thread"], "did you mean 'to-thread'"),
+        (["run", "-l", "trio"], "unknown loop 'trio'"),
+        (["run", "-c", "0"], "concurrency must be between 1"),
+        (["run", "-d", "-1"], "duration must be more than zero"),
+        (["run", "-c", "many"], "--concurrency"),
+        (["run", "-w", "nosuchmodule_xyz:fn"], "no module named 'nosuchmodule_xyz'"),
+        (["run", "-w", "a:b:c"], "module:function"),
+        (["run", "-o", "/nonexistent-dir/out.json"], "does not exist"),
+        (["run", "--bogus"], "bogus"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = offbench(*args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("offbench: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_json_to_stdout_is_the_only_stdout(tmp_path: Path) -> None:
+    done = offbench("run", *SMALL, "-o", "-")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["schema_version"] == 1
+    assert data["complete"] is True
+    assert [r["status"] for r in data["results"]] == ["ok"]
+    assert "to-thread" in done.stderr  # the table went to stderr
+
+
+def test_failed_cells_give_exit_1_and_still_write_json(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    root = Path(__file__).resolve().parent.parent
+    done = offbench("run", "-w", "tests.helpers:boom", "-w", "sleep", "-s", "direct", "-l",
+                    "asyncio", "-c", "1", "-d", "0.1", "--warmup", "0", "-o", str(out), cwd=root)
+    assert done.returncode == 1, done.stderr
+    statuses = [r["status"] for r in json.loads(out.read_text())["results"]]
+    assert statuses == ["error", "ok"]
+    assert "ValueError: boom" in done.stdout
+
+
+@pytest.mark.slow
+def test_quick_run_measures_the_whole_default_matrix(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    done = offbench("run", "--quick", "-o", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    combos = {(r["workload"], r["strategy"], r["loop"]) for r in data["results"]}
+    assert len(combos) == 40
+    assert len(data["results"]) == 80
+    assert {r["concurrency"] for r in data["results"]} == {1, 8}
+    assert all(r["status"] == "ok" for r in data["results"])
+    assert data["machine"]["default_executor_workers"] >= 1
+    for table in ("sleep", "socket", "cpu", "numpy"):
+        assert table in done.stdout

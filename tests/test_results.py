@@ -1,0 +1,75 @@
+"""The results file: round trip, validation errors, atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from offbench import results
+from offbench.errors import UsageError
+from offbench.results import CellResult, Machine, RunResult
+from offbench.settings import build_settings
+
+
+def sample_run() -> RunResult:
+    machine = Machine(
+        python_version="3.11.7", python_implementation="CPython", platform="Linux",
+        cpu_model="test", cpu_count=2, uvloop_version="0.21", numpy_version="2.0",
+        blas=[{"internal_api": "openblas", "num_threads": 1}], gil_switch_interval_s=0.005,
+        default_executor_workers=6,
+    )
+    cell = CellResult(
+        workload="sleep", params={"duration_ms": 10.0}, strategy="direct", loop="asyncio",
+        concurrency=1, status="ok", ops=10, elapsed_s=0.1, throughput_ops_s=100.0,
+    )
+    return RunResult(
+        offbench_version="0", created="2026-01-01T00:00:00+00:00", complete=True, wall_s=1.0,
+        machine=machine, settings=build_settings(quick=True), results=[cell],
+    )
+
+
+def test_round_trip() -> None:
+    run = sample_run()
+    assert results.decode(results.encode(run)) == run
+
+
+def test_every_documented_field_is_in_the_json() -> None:
+    data = msgspec.json.decode(results.encode(sample_run()))
+    assert {"schema_version", "offbench_version", "created", "machine", "settings",
+            "results", "complete"} <= data.keys()
+    cell = data["results"][0]
+    for key in ("workload", "strategy", "loop", "concurrency", "params", "status", "error",
+                "ops", "elapsed_s", "throughput_ops_s", "op_latency_ms", "loop_lag_ms",
+                "lag_samples", "availability"):
+        assert key in cell
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not an offbench results file"),
+        (b"{not json", "not an offbench results file"),
+        (b'{"schema_version": 99}', "schema_version 99 is not supported"),
+        (b'{"schema_version": 1, "results": 3}', "malformed results"),
+    ],
+)
+def test_bad_files_are_one_line_errors_naming_the_file(data: bytes, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        results.decode(data, "base.json")
+    assert str(info.value).startswith("base.json: ")
+    assert "\n" not in str(info.value)
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    results.write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_missing_directory_is_refused_up_front(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        results.check_writable(tmp_path / "nope" / "out.json")

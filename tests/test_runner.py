@@ -1,0 +1,81 @@
+"""The runner survives misbehaving workloads and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+
+from offbench import runner, settings
+from offbench.settings import CellSpec
+
+
+def cell(workload: str, strategy: str = "direct", window_s: float = 0.2) -> CellSpec:
+    return CellSpec(
+        workload=workload,
+        params={},
+        strategy=strategy,
+        loop="asyncio",
+        concurrency=2,
+        window_s=window_s,
+        warmup_s=0.05,
+        probe_interval_ms=1.0,
+        stall_threshold_ms=10.0,
+    )
+
+
+def test_a_raising_workload_is_an_error_cell() -> None:
+    result = runner.run_cell(cell("tests.helpers:boom", "to-thread"), timeout_s=20)
+    assert result.status == "error"
+    assert result.error == "ValueError: boom from the workload"
+    assert result.traceback is not None
+    assert "boom" in result.traceback
+
+
+def test_a_hanging_workload_times_out_and_its_worker_is_killed() -> None:
+    result = runner.run_cell(cell("tests.helpers:hang", "direct"), timeout_s=2)
+    assert result.status == "timeout"
+    assert "2 s" in (result.error or "")
+
+
+def test_a_worker_that_dies_is_an_error_with_its_exit_code() -> None:
+    result = runner.run_cell(cell("tests.helpers:die", "direct"), timeout_s=20)
+    assert result.status == "error"
+    assert "code 3" in (result.error or "")
+
+
+def test_a_callable_that_is_not_callable_is_an_error_cell() -> None:
+    result = runner.run_cell(cell("tests.helpers:not_callable", "direct"), timeout_s=20)
+    assert result.status == "error"
+    assert "not callable" in (result.error or "")
+
+
+def test_no_worker_or_pool_process_survives_a_run() -> None:
+    run_settings = settings.build_settings(
+        workload_names=["sleep", "socket", "tests.helpers:hang"],
+        strategy_names=["process-pool", "to-thread"],
+        loop_names=["uvloop"],
+        concurrency=[2],
+        window_s=0.2,
+        warmup_s=0.05,
+        cell_timeout_s=3,
+    )
+    result = runner.run(run_settings)
+    assert result.complete
+    statuses = {(r.workload, r.strategy): r.status for r in result.results}
+    assert statuses[("sleep", "process-pool")] == "ok"
+    assert statuses[("socket", "to-thread")] == "ok"
+    # Offloaded, a hung call leaves the loop free: the window ends with no op done.
+    hung = [r for r in result.results if r.workload == "tests.helpers:hang"]
+    assert all(r.status == "ok" and r.ops == 0 for r in hung)
+    worker_pids = {r.worker_pid for r in result.results if r.worker_pid}
+    assert worker_pids
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            assert process.pid not in worker_pids
+            assert process.ppid() not in worker_pids
+            assert os.getpgid(process.pid) not in worker_pids, process.cmdline()
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue
