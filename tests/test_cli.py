@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.
 
 
 def offbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.run(
         [sys.executable, "-m", "offbench", *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd,
+        capture_output=True, text=True, timeout=300, cwd=cwd, env=env,
     )
 
 
@@ -61,6 +63,36 @@ def test_json_to_stdout_is_the_only_stdout(tmp_path: Path) -> None:
     assert data["complete"] is True
     assert [r["status"] for r in data["results"]] == ["ok"]
     assert "to-thread" in done.stderr  # the table went to stderr
+
+
+def test_piped_output_has_no_control_codes() -> None:
+    done = offbench("run", *SMALL)
+    assert done.returncode == 0, done.stderr
+    assert "to-thread" in done.stdout
+    assert "\x1b" not in done.stdout
+    assert "\x1b" not in done.stderr
+
+
+def test_no_color_at_a_terminal_means_no_escape_codes() -> None:
+    import pty
+
+    env = {**os.environ, "NO_COLOR": "1"}
+    controller, terminal = pty.openpty()
+    done = subprocess.run(
+        [sys.executable, "-m", "offbench", "run", *SMALL],
+        stdout=terminal, stderr=terminal, env=env, timeout=120,
+    )
+    os.close(terminal)
+    output = b""
+    try:
+        while chunk := os.read(controller, 65536):
+            output += chunk
+    except OSError:
+        pass
+    os.close(controller)
+    assert done.returncode == 0
+    assert b"to-thread" in output
+    assert b"\x1b" not in output
 
 
 def test_failed_cells_give_exit_1_and_still_write_json(tmp_path: Path) -> None:

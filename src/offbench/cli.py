@@ -130,7 +130,7 @@ def run(
         results.check_writable(out_path)
     console = _console(stderr=to_stdout)
     stopped_by = _StopSignal()
-    with stopped_by, RunProgress(Console(stderr=True)) as progress:
+    with stopped_by, RunProgress(_console(stderr=True), live=not _no_color()) as progress:
         run_result = runner.run(run_settings, progress)
     data = results.encode(run_result)
     if out_path is not None:
@@ -167,7 +167,12 @@ def _console(stderr: bool) -> Console:
     """Return a console; when not a terminal and no COLUMNS is set, wide enough for the tables."""
     stream = sys.stderr if stderr else sys.stdout
     wide = None if stream.isatty() or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, width=wide)
+    return Console(stderr=stderr, width=wide, color_system=None if _no_color() else "auto")
+
+
+def _no_color() -> bool:
+    """Return True when the user asked for no colours (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -29,9 +29,9 @@ from offbench.settings import CellSpec
 class RunProgress:
     """A runner observer that shows the run's progress on ``console``."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, live: bool = True) -> None:
         self.console = console
-        self.live = console.is_terminal
+        self.live = live and console.is_terminal
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

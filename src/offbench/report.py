@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich import box
 from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
@@ -20,6 +21,7 @@ LAG_BUDGET_MS = 10.0
 """A strategy is marked best only if its loop lag p99 stays within this budget."""
 
 BEST_MARK = "★"
+LONGEST_NAME = "executor-per-call ★"
 
 
 def print_run(run: RunResult, console: Console) -> None:
@@ -42,12 +44,18 @@ def workload_table(run: RunResult, workload: str) -> Table:
     table = Table(
         title=f"[bold]{escape(workload)}[/]" + (f" ({escape(params)})" if params else ""),
         title_justify="left",
-        caption=f"{BEST_MARK} best throughput with loop lag p99 ≤ {LAG_BUDGET_MS:g} ms"
+        caption=f"times in ms · {BEST_MARK} best throughput with loop lag p99 ≤ {LAG_BUDGET_MS:g} ms"
         " (per loop and concurrency)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
         caption_justify="left",
     )
-    for header, justify in _COLUMNS:
-        table.add_column(header, justify=justify, no_wrap=True)
+    for index, (header, justify) in enumerate(_COLUMNS):
+        # Names never truncate; in a narrow terminal the number headers wrap instead.
+        names = index < 2
+        table.add_column(
+            header, justify=justify, no_wrap=names, min_width=len(LONGEST_NAME) if index == 0 else None
+        )
     strategy_order = {name: i for i, name in enumerate(run.settings.strategies)}
     loop_order = {name: i for i, name in enumerate(run.settings.loops)}
     rows.sort(
@@ -71,12 +79,12 @@ _COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("loop", "left"),
     ("conc", "right"),
     ("ops/s", "right"),
-    ("× direct", "right"),
-    ("op p50 ms", "right"),
-    ("op p99 ms", "right"),
-    ("lag p50 ms", "right"),
-    ("lag p99 ms", "right"),
-    ("lag max ms", "right"),
+    ("×direct", "right"),
+    ("op p50", "right"),
+    ("op p99", "right"),
+    ("lag p50", "right"),
+    ("lag p99", "right"),
+    ("lag max", "right"),
     ("avail", "right"),
 )
 

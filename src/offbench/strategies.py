@@ -220,7 +220,7 @@ async def _start_all_workers(pool: Executor, size: int, rounds: int = 20) -> Non
     seen: set[int] = set()
     for _ in range(rounds):
         pids = await asyncio.gather(
-            *(loop.run_in_executor(pool, _warm_up, 0.02) for _ in range(size))
+            *(loop.run_in_executor(pool, _warm_up, 0.01) for _ in range(size))
         )
         seen.update(pids)
         if len(seen) >= size:
