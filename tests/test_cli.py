@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,28 @@ def test_quick_run_measures_the_whole_default_matrix(tmp_path: Path) -> None:
     assert data["machine"]["default_executor_workers"] >= 1
     for table in ("sleep", "socket", "cpu", "numpy"):
         assert table in done.stdout
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code: int) -> None:
+    out = tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offbench", "run", "-w", "sleep", "-c", "1", "-c", "2",
+         "-d", "0.3", "--warmup", "0", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        # A shell may start us with SIGINT ignored; give the CLI the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    process.stderr.readline()  # the first cell has finished
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert 1 <= len(data["results"]) < 20
+    pids = {r["worker_pid"] for r in data["results"] if r["worker_pid"]}
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
