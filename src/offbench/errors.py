@@ -15,10 +15,6 @@ class UsageError(OffbenchError):
     """The user asked for something that cannot be done (bad name, bad value, bad path)."""
 
 
-class WorkerError(OffbenchError):
-    """A cell's worker process failed in a way that is not the workload's own exception."""
-
-
 def unknown_name(kind: str, name: str, known: list[str]) -> str:
     """Return the one-line message for an unknown ``kind`` name, suggesting the closest."""
     close = difflib.get_close_matches(name, known, n=1)

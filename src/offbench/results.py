@@ -17,7 +17,7 @@ from typing import Literal
 import msgspec
 
 from offbench.errors import UsageError
-from offbench.settings import RunSettings
+from offbench.settings import CellSpec, RunSettings
 from offbench.workloads import Params
 
 SCHEMA_VERSION = 1
@@ -75,6 +75,32 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     def ok(self) -> bool:
         """True when the cell measured normally."""
         return self.status == "ok"
+
+
+def failed_cell(
+    cell: CellSpec,
+    status: Literal["error", "timeout"],
+    error: str,
+    *,
+    traceback: str | None = None,
+    loop_version: str = "",
+    details: Params | None = None,
+    worker_pid: int | None = None,
+) -> CellResult:
+    """Return the result of a cell that could not be measured, and why."""
+    return CellResult(
+        workload=cell.workload,
+        params=cell.params,
+        strategy=cell.strategy,
+        loop=cell.loop,
+        concurrency=cell.concurrency,
+        status=status,
+        error=error,
+        traceback=traceback,
+        loop_version=loop_version,
+        details=details or {},
+        worker_pid=worker_pid,
+    )
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,16 +16,18 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
 from offbench import __version__, machine, workloads
 from offbench.errors import OffbenchError
 from offbench.processes import ChildOutcome, run_child
-from offbench.results import CellResult, RunResult
+from offbench.results import CellResult, RunResult, failed_cell
 from offbench.settings import CellSpec, RunSettings, cells
 from offbench.worker import child_main
+
+Failure = Literal["error", "timeout"]
 
 
 class Observer(Protocol):
@@ -124,16 +126,7 @@ def _from_outcome(
 
 
 def _failed(
-    cell: CellSpec, status: str, message: str, began: float, traceback: str | None = None
+    cell: CellSpec, status: Failure, message: str, began: float, traceback: str | None = None
 ) -> CellResult:
-    return CellResult(
-        workload=cell.workload,
-        params=cell.params,
-        strategy=cell.strategy,
-        loop=cell.loop,
-        concurrency=cell.concurrency,
-        status="timeout" if status == "timeout" else "error",
-        error=message,
-        traceback=traceback,
-        wall_s=round(time.monotonic() - began, 3),
-    )
+    result = failed_cell(cell, status, message, traceback=traceback)
+    return msgspec.structs.replace(result, wall_s=round(time.monotonic() - began, 3))

@@ -26,7 +26,7 @@ import msgspec
 
 from offbench import loops, strategies, workloads
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe, summarize
-from offbench.results import CellResult, LoopLag, OpLatency
+from offbench.results import CellResult, LoopLag, OpLatency, failed_cell
 from offbench.settings import CellSpec
 from offbench.stats import percentile
 from offbench.strategies import Strategy
@@ -164,17 +164,13 @@ def failed(
 ) -> CellResult:
     """Return the ``error`` result of a cell whose workload or strategy raised ``exc``."""
     leaf = _first_leaf(exc)
-    return CellResult(
-        workload=cell.workload,
-        params=cell.params,
-        strategy=cell.strategy,
-        loop=cell.loop,
-        concurrency=cell.concurrency,
-        status="error",
-        error=f"{type(leaf).__name__}: {leaf}",
+    return failed_cell(
+        cell,
+        "error",
+        f"{type(leaf).__name__}: {leaf}",
         traceback="".join(traceback.format_exception(leaf)),
         loop_version=loop_version,
-        details=details or {},
+        details=details,
         worker_pid=os.getpid(),
     )
 
