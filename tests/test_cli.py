@@ -129,18 +129,18 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     process = subprocess.Popen(
         [sys.executable, "-m", "offbench", "run", "-w", "sleep", "-c", "1", "-c", "2",
-         "-d", "0.3", "--warmup", "0", "-o", str(out)],
+         "-d", "0.5", "--warmup", "0", "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         # A shell may start us with SIGINT ignored; give the CLI the default disposition.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
-    process.stderr.readline()  # the first cell has finished
+    first = process.stderr.readline()  # the first cell has finished
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     data = json.loads(out.read_text())
-    assert data["complete"] is False
+    assert data["complete"] is False, (first, stderr[-3000:])
     assert 1 <= len(data["results"]) < 20
     pids = {r["worker_pid"] for r in data["results"] if r["worker_pid"]}
     for pid in pids:
