@@ -21,7 +21,6 @@ LAG_BUDGET_MS = 10.0
 """A strategy is marked best only if its loop lag p99 stays within this budget."""
 
 BEST_MARK = "★"
-LONGEST_NAME = "executor-per-call ★"
 
 
 def print_run(run: RunResult, console: Console) -> None:
@@ -50,11 +49,11 @@ def workload_table(run: RunResult, workload: str) -> Table:
         pad_edge=False,
         caption_justify="left",
     )
+    # Names never truncate; in a narrow terminal the number headers wrap instead.
+    name_width = max((len(f"{r.strategy} {BEST_MARK}") for r in rows), default=0)
     for index, (header, justify) in enumerate(_COLUMNS):
-        # Names never truncate; in a narrow terminal the number headers wrap instead.
-        names = index < 2
         table.add_column(
-            header, justify=justify, no_wrap=names, min_width=len(LONGEST_NAME) if index == 0 else None
+            header, justify=justify, no_wrap=index < 2, min_width=name_width if index == 0 else None
         )
     strategy_order = {name: i for i, name in enumerate(run.settings.strategies)}
     loop_order = {name: i for i, name in enumerate(run.settings.loops)}

@@ -12,7 +12,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import msgspec
 
@@ -23,6 +23,28 @@ from offbench.workloads import Params
 SCHEMA_VERSION = 1
 
 Status = Literal["ok", "error", "timeout"]
+Failure = Literal["error", "timeout"]
+
+
+class CellIdentity(TypedDict):
+    """The fields that name a cell, shared by its spec and its result."""
+
+    workload: str
+    params: Params
+    strategy: str
+    loop: str
+    concurrency: int
+
+
+def identity(cell: CellSpec) -> CellIdentity:
+    """Return the naming fields of ``cell``, to start a :class:`CellResult` from."""
+    return CellIdentity(
+        workload=cell.workload,
+        params=cell.params,
+        strategy=cell.strategy,
+        loop=cell.loop,
+        concurrency=cell.concurrency,
+    )
 
 
 class OpLatency(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,7 +101,7 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
 
 def failed_cell(
     cell: CellSpec,
-    status: Literal["error", "timeout"],
+    status: Failure,
     error: str,
     *,
     traceback: str | None = None,
@@ -89,11 +111,7 @@ def failed_cell(
 ) -> CellResult:
     """Return the result of a cell that could not be measured, and why."""
     return CellResult(
-        workload=cell.workload,
-        params=cell.params,
-        strategy=cell.strategy,
-        loop=cell.loop,
-        concurrency=cell.concurrency,
+        **identity(cell),
         status=status,
         error=error,
         traceback=traceback,

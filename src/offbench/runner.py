@@ -16,18 +16,16 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 import msgspec
 
 from offbench import __version__, machine, workloads
 from offbench.errors import OffbenchError
 from offbench.processes import ChildOutcome, run_child
-from offbench.results import CellResult, RunResult, failed_cell
+from offbench.results import CellResult, Failure, RunResult, failed_cell
 from offbench.settings import CellSpec, RunSettings, cells
 from offbench.worker import child_main
-
-Failure = Literal["error", "timeout"]
 
 
 class Observer(Protocol):

@@ -26,7 +26,7 @@ import msgspec
 
 from offbench import loops, strategies, workloads
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe, summarize
-from offbench.results import CellResult, LoopLag, OpLatency, failed_cell
+from offbench.results import CellResult, LoopLag, OpLatency, failed_cell, identity
 from offbench.settings import CellSpec
 from offbench.stats import percentile
 from offbench.strategies import Strategy
@@ -129,11 +129,7 @@ def _summarize(
     )
     lag = summarize(window.recorder, window_s)
     return CellResult(
-        workload=cell.workload,
-        params=cell.params,
-        strategy=cell.strategy,
-        loop=cell.loop,
-        concurrency=cell.concurrency,
+        **identity(cell),
         status="ok",
         ops=len(latencies),
         elapsed_s=window_s,
@@ -163,22 +159,15 @@ def failed(
     cell: CellSpec, exc: BaseException, *, loop_version: str = "", details: Params | None = None
 ) -> CellResult:
     """Return the ``error`` result of a cell whose workload or strategy raised ``exc``."""
-    leaf = _first_leaf(exc)
     return failed_cell(
         cell,
         "error",
-        f"{type(leaf).__name__}: {leaf}",
-        traceback="".join(traceback.format_exception(leaf)),
+        f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
         loop_version=loop_version,
         details=details,
         worker_pid=os.getpid(),
     )
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def child_main(payload: bytes, report_fd: int) -> None:
