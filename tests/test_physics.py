@@ -56,7 +56,7 @@ def test_to_thread_overlaps_sleeps_that_direct_serialises() -> None:
 def test_process_pool_reports_its_startup_and_shape() -> None:
     result = measure("process-pool")
     assert result.details["pool_start_method"] in ("forkserver", "spawn")
-    assert int(result.details["pool_max_workers"]) >= 1
+    assert int(result.details["max_workers"]) >= 1
     assert result.startup_s > 0
 
 

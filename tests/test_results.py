@@ -10,7 +10,7 @@ import pytest
 from offbench import results
 from offbench.errors import UsageError
 from offbench.results import CellResult, Machine, RunResult
-from offbench.settings import build_settings
+from offbench.settings import Choices, build_settings
 
 
 def sample_run() -> RunResult:
@@ -26,7 +26,7 @@ def sample_run() -> RunResult:
     )
     return RunResult(
         offbench_version="0", created="2026-01-01T00:00:00+00:00", complete=True, wall_s=1.0,
-        machine=machine, settings=build_settings(quick=True), results=[cell],
+        machine=machine, settings=build_settings(Choices(quick=True)), results=[cell],
     )
 
 

@@ -51,15 +51,15 @@ def test_a_callable_that_is_not_callable_is_an_error_cell() -> None:
 
 
 def test_no_worker_or_pool_process_survives_a_run() -> None:
-    run_settings = settings.build_settings(
-        workload_names=["sleep", "socket", "tests.helpers:hang"],
-        strategy_names=["process-pool", "to-thread"],
-        loop_names=["uvloop"],
+    run_settings = settings.build_settings(settings.Choices(
+        workloads=[settings.WorkloadSpec(name=n) for n in ["sleep", "socket", "tests.helpers:hang"]],
+        strategies=["process-pool", "to-thread"],
+        loops=["uvloop"],
         concurrency=[2],
         window_s=0.2,
         warmup_s=0.05,
         cell_timeout_s=3,
-    )
+    ))
     result = runner.run(run_settings)
     assert result.complete
     statuses = {(r.workload, r.strategy): r.status for r in result.results}

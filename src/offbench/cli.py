@@ -17,10 +17,20 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from offbench import __version__, loops, results, runner, settings, strategies, workloads
-from offbench.errors import OffbenchError
+from offbench import (
+    __version__,
+    catalog,
+    loops,
+    report,
+    results,
+    runner,
+    scenario,
+    settings,
+    strategies,
+    workloads,
+)
+from offbench.errors import OffbenchError, UsageError
 from offbench.progress import RunProgress
-from offbench.report import print_run
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -55,6 +65,12 @@ def _root(
 
 @app.command()
 def run(
+    scenario_name: Annotated[
+        str | None,
+        typer.Argument(metavar="[SCENARIO]",
+                       help="A scenario TOML file, or a shipped scenario's name (see 'offbench list'). "
+                       "Options given here override the file."),
+    ] = None,
     workload: Annotated[
         list[str] | None,
         typer.Option("-w", "--workload", metavar="NAME",
@@ -76,6 +92,12 @@ def run(
         typer.Option("-c", "--concurrency", metavar="N",
                      help="Concurrent tasks calling the workload, repeatable. Default: 1 and 8."),
     ] = None,
+    max_workers: Annotated[
+        list[int] | None,
+        typer.Option("--max-workers", metavar="N",
+                     help="Pool size for the pool strategies (default executor, process pool), "
+                     "repeatable. Default: the library's."),
+    ] = None,
     duration: Annotated[
         float | None,
         typer.Option("-d", "--duration", metavar="SECONDS",
@@ -89,41 +111,70 @@ def run(
                      f"{settings.DEFAULT_WARMUP_S:g} s ({settings.QUICK_WARMUP_S:g} s with --quick)."),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Short windows, same matrix (about 30 s in all).")
+        bool, typer.Option("--quick", help="Short windows, same matrix (about 30 s for the default one).")
     ] = False,
+    lag_budget: Annotated[
+        float | None,
+        typer.Option("--lag-budget", metavar="MS",
+                     help=f"Loop lag p99 a strategy may cause and still win the verdict. "
+                     f"Default: {settings.DEFAULT_LAG_BUDGET_MS:g} ms."),
+    ] = None,
+    setup: Annotated[
+        str | None,
+        typer.Option("--setup", metavar="MODULE:FUNCTION",
+                     help="Factory whose result is passed as first argument to each module:function "
+                     "workload; made once per thread, before measuring."),
+    ] = None,
     json_path: Annotated[
         str | None,
         typer.Option("-o", "--json", metavar="PATH",
                      help="Write results as JSON ('-' = stdout, and then nothing else there)."),
     ] = None,
     probe_interval: Annotated[
-        float,
-        typer.Option("--probe-interval", metavar="MS", help="Probe tick interval."),
-    ] = settings.DEFAULT_PROBE_INTERVAL_MS,
+        float | None,
+        typer.Option("--probe-interval", metavar="MS",
+                     help=f"Probe tick interval. Default: {settings.DEFAULT_PROBE_INTERVAL_MS:g} ms."),
+    ] = None,
     stall_threshold: Annotated[
-        float,
+        float | None,
         typer.Option("--stall-threshold", metavar="MS",
-                     help="A probe lag above this counts as a stall (for 'avail')."),
-    ] = settings.DEFAULT_STALL_THRESHOLD_MS,
+                     help=f"A probe lag above this counts as a stall (for 'avail'). "
+                     f"Default: {settings.DEFAULT_STALL_THRESHOLD_MS:g} ms."),
+    ] = None,
     cell_timeout: Annotated[
         float | None,
         typer.Option("--cell-timeout", metavar="SECONDS",
                      help="Kill a cell's worker after this long. Default: 15 s + 3 × (warm-up + window)."),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the matrix the run would measure, and stop.")
+    ] = False,
 ) -> int:
-    """Measure workloads × strategies × loops × concurrency; print tables, optionally save JSON."""
-    run_settings = settings.build_settings(
-        workload_names=workload or (),
-        strategy_names=strategy or (),
-        loop_names=loop or (),
-        concurrency=concurrency or (),
+    """Measure workloads × strategies × loops × concurrency; print tables and verdicts; save JSON."""
+    command_line = settings.Choices(
+        workloads=_workload_choices(workload, setup),
+        strategies=strategy,
+        loops=loop,
+        concurrency=concurrency,
+        max_workers=list(max_workers) if max_workers else None,
         window_s=duration,
         warmup_s=warmup,
         quick=quick,
+        lag_budget_ms=lag_budget,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         cell_timeout_s=cell_timeout,
     )
+    if scenario_name is None:
+        run_settings = settings.build_settings(command_line)
+    else:
+        loaded = scenario.load(scenario_name)
+        run_settings = settings.build_settings(
+            settings.merge(loaded.choices, command_line), scenario=loaded.source
+        )
+    if dry_run:
+        _console(stderr=False).print(report.plan(run_settings))
+        return EXIT_OK
     to_stdout = json_path == "-"
     out_path = Path(json_path) if json_path and not to_stdout else None
     if out_path is not None:
@@ -135,13 +186,39 @@ def run(
     data = results.encode(run_result)
     if out_path is not None:
         results.write_atomic(out_path, data)
-    print_run(run_result, console)
+    report.print_run(run_result, console)
     if to_stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     if stopped_by.signum is not None or not run_result.complete:
         return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
     return EXIT_OK if all(r.ok for r in run_result.results) else EXIT_FAILED_CELLS
+
+
+def _workload_choices(names: list[str] | None, setup: str | None) -> list[settings.WorkloadSpec] | None:
+    """Turn ``-w`` names (and ``--setup``, for the module:function ones) into workload choices."""
+    if setup is not None and not any(":" in name for name in names or ()):
+        raise UsageError("--setup needs a -w module:function workload to apply to")
+    if not names:
+        return None
+    return [
+        settings.WorkloadSpec(name=name, params={"setup": setup} if setup and ":" in name else {})
+        for name in names
+    ]
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
+) -> int:
+    """List workloads, strategies, loops and shipped scenarios, one line each."""
+    found = catalog.collect()
+    if as_json:
+        sys.stdout.buffer.write(catalog.encode(found))
+        sys.stdout.flush()
+    else:
+        report.print_catalog(found, _console(stderr=False))
+    return EXIT_OK
 
 
 class _StopSignal:
@@ -178,6 +255,7 @@ def _no_color() -> bool:
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the CLI, mapping every user error to one line and exit 2."""
     command = typer.main.get_command(app)
+    _import_from_cwd()
     try:
         code = command.main(args=argv, prog_name="offbench", standalone_mode=False)
     except OffbenchError as exc:
@@ -193,6 +271,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
             _fail(exc.format_message())  # type: ignore[attr-defined]
         raise
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _import_from_cwd() -> None:
+    """Make ``module:function`` workloads importable from the current directory, as ``python -m`` does."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -12,7 +12,15 @@ class OffbenchError(Exception):
 
 
 class UsageError(OffbenchError):
-    """The user asked for something that cannot be done (bad name, bad value, bad path)."""
+    """The user asked for something that cannot be done (bad name, bad value, bad path).
+
+    ``key`` names the setting at fault (``"concurrency"``, ``"workloads[1].name"``) so
+    that a scenario file can point at the key it came from.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def unknown_name(kind: str, name: str, known: list[str]) -> str:

@@ -31,8 +31,12 @@ class LagRecorder:
     interval_ns: int
     stall_threshold_ns: int
     samples: list[int] = field(default_factory=list)
+    """Lag of every tick, observed and back-filled."""
     raw_count: int = 0
     stalled_ns: int = 0
+    """Total lag of the ticks later than ``stall_threshold_ns`` (for availability)."""
+    blocked_ns: int = 0
+    """Total lag of the ticks later than one interval: time the loop could not run the probe."""
 
     def record(self, lag_ns: int) -> None:
         """Record one observed wake-up lag, plus the ticks the stall made the probe miss."""
@@ -43,6 +47,7 @@ class LagRecorder:
             self.stalled_ns += lag_ns
         if lag_ns <= self.interval_ns:
             return
+        self.blocked_ns += lag_ns
         missing = lag_ns - self.interval_ns
         while missing >= self.interval_ns:
             self.samples.append(missing)
@@ -67,6 +72,7 @@ class LagSummary:
     samples: int
     raw_samples: int
     stalled_s: float
+    blocked_s: float
     availability: float
 
 
@@ -87,6 +93,7 @@ def summarize(recorder: LagRecorder, window_s: float) -> LagSummary | None:
         samples=len(values),
         raw_samples=recorder.raw_count,
         stalled_s=stalled_s,
+        blocked_s=recorder.blocked_ns / 1e9,
         availability=availability,
     )
 

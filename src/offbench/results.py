@@ -34,6 +34,7 @@ class CellIdentity(TypedDict):
     strategy: str
     loop: str
     concurrency: int
+    max_workers: int | None
 
 
 def identity(cell: CellSpec) -> CellIdentity:
@@ -44,6 +45,7 @@ def identity(cell: CellSpec) -> CellIdentity:
         strategy=cell.strategy,
         loop=cell.loop,
         concurrency=cell.concurrency,
+        max_workers=cell.max_workers,
     )
 
 
@@ -74,6 +76,7 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str
     loop: str
     concurrency: int
+    max_workers: int | None = None
     status: Status
     error: str | None = None
     traceback: str | None = None
@@ -85,6 +88,7 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     lag_samples: int = 0
     lag_samples_raw: int = 0
     stalled_s: float = 0.0
+    blocked_s: float = 0.0
     availability: float | None = None
     startup_s: float = 0.0
     loop_version: str = ""
@@ -136,6 +140,34 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     default_executor_workers: int
 
 
+Judgement = Literal["winner", "failed", "blocked", "gil", "lag", "capped", "slower"]
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """One strategy (at one executor size) as a verdict judged it, with the one-line why."""
+
+    strategy: str
+    max_workers: int | None = None
+    judgement: Judgement
+    reason: str
+    qualified: bool
+    """Every cell ok and loop lag p99 within the budget in all of them."""
+    score: float | None
+    """Mean, over (loop, concurrency), of throughput relative to the best strategy there."""
+    worst_lag_p99_ms: float | None
+
+
+class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+    """Which strategy to use for one workload, decided from the measurements alone."""
+
+    workload: str
+    params: Params
+    lag_budget_ms: float
+    winner: Candidate | None
+    text: str
+    candidates: list[Candidate]
+
+
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     """A whole run: where, when, with which settings, and every cell's result."""
 
@@ -147,6 +179,7 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     machine: Machine
     settings: RunSettings
     results: list[CellResult]
+    verdicts: list[Verdict] = []
 
 
 def encode(run: RunResult) -> bytes:

@@ -86,10 +86,15 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
 def run_cell(
     cell: CellSpec, timeout_s: float, on_wait: Callable[[], None] | None = None
 ) -> CellResult:
-    """Run one cell in a fresh worker process, inside its workload's fixture."""
+    """Run one cell in a fresh worker process, inside its workload's fixture.
+
+    The cell's parameters are completed with the workload's defaults here, so a cell
+    built by hand (in tests, say) needs to name only what differs.
+    """
     began = time.monotonic()
-    workload = workloads.get(cell.workload)
     try:
+        workload = workloads.get(cell.workload)
+        cell = msgspec.structs.replace(cell, params=workload.resolve_params(cell.params))
         with workload.fixture(cell.params) as resources:
             cell = msgspec.structs.replace(cell, resources=resources)
             outcome = run_child(

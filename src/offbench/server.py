@@ -4,6 +4,9 @@ It runs in its own process (started by the runner around each socket cell), so i
 work never shares a GIL or an event loop with the cell being measured. Each
 connection sends one request line; the server waits ``delay_ms`` (standing in for a
 database or service doing its work), replies with ``reply_bytes`` bytes and closes.
+A request line ending in ``HTTP/1.x`` is read as an HTTP request (headers and all)
+and answered with a ``200`` response of ``reply_bytes`` bytes, so HTTP clients such
+as ``urllib.request`` can be benchmarked against it too.
 The server closing first puts TIME_WAIT on the server's side, so thousands of
 connections per cell do not exhaust the client's ephemeral ports.
 
@@ -53,13 +56,22 @@ async def serve(config: ServerConfig, on_ready: int) -> None:
     """Serve until SIGTERM; write the bound port to fd ``on_ready`` once listening."""
     check_loopback(config.host)
     reply = b"r" * max(0, config.reply_bytes - 1) + b"\n"
+    http_reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % config.reply_bytes
+        + b"r" * config.reply_bytes
+    )
     delay = config.delay_ms / 1000.0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await reader.readline()
+            http = (await reader.readline()).rstrip().endswith((b" HTTP/1.0", b" HTTP/1.1"))
+            # Read an HTTP request's headers too: closing with unread data would reset the
+            # connection under the client's feet.
+            while http and (await reader.readline()).strip():
+                pass
             await asyncio.sleep(delay)
-            writer.write(reply)
+            writer.write(http_reply if http else reply)
             await writer.drain()
         except (ConnectionError, OSError):
             pass

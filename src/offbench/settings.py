@@ -1,15 +1,16 @@
 """Validated run settings, and the matrix of cells they expand to.
 
-Everything the CLI (and later, scenario files) accepts ends up in one
-:class:`RunSettings`; every check of user input happens in :func:`build_settings`,
-before anything runs. A :class:`CellSpec` is what one worker process needs to
-measure one cell, and travels to it as JSON.
+Scenario files and the command line each produce :class:`Choices`; :func:`merge`
+lays one over the other, and every check of user input happens in
+:func:`build_settings`, before anything runs, which yields one :class:`RunSettings`.
+A :class:`CellSpec` is what one worker process needs to measure one cell, and
+travels to it as JSON.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import msgspec
@@ -25,16 +26,50 @@ QUICK_WARMUP_S = 0.04
 DEFAULT_CONCURRENCY = (1, 8)
 DEFAULT_PROBE_INTERVAL_MS = 1.0
 DEFAULT_STALL_THRESHOLD_MS = 10.0
+DEFAULT_LAG_BUDGET_MS = 10.0
 MAX_CONCURRENCY = 4096
+MAX_WORKERS = 1024
 
 T = TypeVar("T")
+N = TypeVar("N", int, int | None)
 
 
 class WorkloadSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """A workload by name with its full parameter set (defaults filled in)."""
+    """A workload by name with parameters: overrides when chosen, all of them once validated."""
 
     name: str
     params: Params = {}
+
+
+class Choices(msgspec.Struct, frozen=True, kw_only=True):
+    """What a user asked for, from a scenario file or the command line; ``None`` = not said.
+
+    :func:`merge` lays command-line choices over a file's, and :func:`build_settings`
+    validates the result and fills in every default.
+    """
+
+    workloads: list[WorkloadSpec] | None = None
+    strategies: list[str] | None = None
+    loops: list[str] | None = None
+    concurrency: list[int] | None = None
+    max_workers: list[int] | None = None
+    window_s: float | None = None
+    warmup_s: float | None = None
+    probe_interval_ms: float | None = None
+    stall_threshold_ms: float | None = None
+    cell_timeout_s: float | None = None
+    lag_budget_ms: float | None = None
+    quick: bool = False
+
+
+def merge(base: Choices, override: Choices) -> Choices:
+    """Return ``base`` with every choice ``override`` makes replacing it."""
+    said = {
+        field: value
+        for field in override.__struct_fields__
+        if (value := getattr(override, field)) is not None and field != "quick"
+    }
+    return msgspec.structs.replace(base, **said, quick=base.quick or override.quick)
 
 
 class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,12 +79,17 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     strategies: list[str]
     loops: list[str]
     concurrency: list[int]
+    max_workers: list[int | None] = msgspec.field(default_factory=lambda: [None])
+    """Executor sizes to sweep for the strategies that own a pool; ``None`` = the library default."""
     window_s: float
     warmup_s: float
     probe_interval_ms: float = DEFAULT_PROBE_INTERVAL_MS
     stall_threshold_ms: float = DEFAULT_STALL_THRESHOLD_MS
     cell_timeout_s: float
+    lag_budget_ms: float = DEFAULT_LAG_BUDGET_MS
     quick: bool = False
+    scenario: str | None = None
+    """Where the settings came from: a scenario file's path or a shipped scenario's name."""
 
 
 class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +100,7 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str
     loop: str
     concurrency: int
+    max_workers: int | None = None
     window_s: float
     warmup_s: float
     probe_interval_ms: float
@@ -72,61 +113,101 @@ def default_cell_timeout(window_s: float, warmup_s: float) -> float:
     return 15.0 + 3.0 * (window_s + warmup_s)
 
 
-def build_settings(
-    *,
-    workload_names: Sequence[str] = (),
-    strategy_names: Sequence[str] = (),
-    loop_names: Sequence[str] = (),
-    concurrency: Sequence[int] = (),
-    window_s: float | None = None,
-    warmup_s: float | None = None,
-    quick: bool = False,
-    probe_interval_ms: float = DEFAULT_PROBE_INTERVAL_MS,
-    stall_threshold_ms: float = DEFAULT_STALL_THRESHOLD_MS,
-    cell_timeout_s: float | None = None,
-) -> RunSettings:
-    """Validate user choices and fill in defaults; raise ``UsageError`` with a one-line reason.
+def build_settings(choices: Choices | None = None, scenario: str | None = None) -> RunSettings:
+    """Validate ``choices`` and fill in defaults; raise ``UsageError`` naming the key at fault.
 
-    Empty sequences mean "the default": every workload, strategy and loop, and
-    concurrency 1 and 8. Duplicates are dropped, order is kept.
+    What is not chosen takes its default: every built-in workload, strategy and loop,
+    concurrency 1 and 8, the library's executor sizes. Duplicates are dropped, order is kept.
     """
-    chosen_workloads = [workloads.get(n) for n in _unique(workload_names or workloads.names())]
-    chosen_strategies = _unique(strategy_names or strategies.names())
-    for name in chosen_strategies:
-        strategies.get(name)
-    chosen_loops = _unique(loop_names or loops.names())
-    for name in chosen_loops:
-        reason = loops.get(name).unavailable_reason()
-        if reason:
-            raise UsageError(reason)
-    levels = _unique(concurrency or DEFAULT_CONCURRENCY)
-    for level in levels:
-        if not 1 <= level <= MAX_CONCURRENCY:
-            raise UsageError(f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {level}")
-    window = window_s if window_s is not None else (QUICK_WINDOW_S if quick else DEFAULT_WINDOW_S)
-    warmup = warmup_s if warmup_s is not None else (QUICK_WARMUP_S if quick else DEFAULT_WARMUP_S)
-    _positive("duration", window)
-    _positive("warm-up", warmup, allow_zero=True)
-    _positive("probe interval", probe_interval_ms)
-    _positive("stall threshold", stall_threshold_ms)
-    timeout = cell_timeout_s if cell_timeout_s is not None else default_cell_timeout(window, warmup)
-    _positive("cell timeout", timeout)
+    c = choices or Choices()
+    quick = c.quick
+    window = _first(c.window_s, QUICK_WINDOW_S if quick else DEFAULT_WINDOW_S)
+    warmup = _first(c.warmup_s, QUICK_WARMUP_S if quick else DEFAULT_WARMUP_S)
+    _positive("duration", "window_s", window)
+    _positive("warm-up", "warmup_s", warmup, allow_zero=True)
+    probe_interval = _first(c.probe_interval_ms, DEFAULT_PROBE_INTERVAL_MS)
+    stall_threshold = _first(c.stall_threshold_ms, DEFAULT_STALL_THRESHOLD_MS)
+    lag_budget = _first(c.lag_budget_ms, DEFAULT_LAG_BUDGET_MS)
+    timeout = _first(c.cell_timeout_s, default_cell_timeout(window, warmup))
+    _positive("probe interval", "probe_interval_ms", probe_interval)
+    _positive("stall threshold", "stall_threshold_ms", stall_threshold)
+    _positive("lag budget", "lag_budget_ms", lag_budget)
+    _positive("cell timeout", "cell_timeout_s", timeout)
     return RunSettings(
-        workloads=[WorkloadSpec(name=w.name, params=w.resolve_params({})) for w in chosen_workloads],
-        strategies=chosen_strategies,
-        loops=chosen_loops,
-        concurrency=levels,
+        workloads=_workloads(c.workloads),
+        strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
+        loops=_names("loops", c.loops, loops.names(), _available_loop),
+        concurrency=_sizes("concurrency", c.concurrency or DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
+        max_workers=_sizes("max_workers", [*c.max_workers] if c.max_workers else [None], MAX_WORKERS),
         window_s=window,
         warmup_s=warmup,
-        probe_interval_ms=probe_interval_ms,
-        stall_threshold_ms=stall_threshold_ms,
+        probe_interval_ms=probe_interval,
+        stall_threshold_ms=stall_threshold,
         cell_timeout_s=timeout,
+        lag_budget_ms=lag_budget,
         quick=quick,
+        scenario=scenario,
     )
 
 
+def _first(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _workloads(chosen: Sequence[WorkloadSpec] | None) -> list[WorkloadSpec]:
+    """Resolve each workload's parameters; an empty or missing list means every built-in one."""
+    if chosen is not None and not chosen:
+        raise UsageError("workloads is empty: name at least one workload", key="workloads")
+    specs = chosen or [WorkloadSpec(name=name) for name in workloads.names()]
+    resolved = []
+    for index, spec in enumerate(specs):
+        key = f"workloads[{index}]" if chosen else "workloads"
+        try:
+            workload = workloads.get(spec.name)
+        except UsageError as exc:
+            raise UsageError(str(exc), key=f"{key}.name") from None
+        try:
+            resolved.append(WorkloadSpec(name=spec.name, params=workload.resolve_params(spec.params)))
+        except UsageError as exc:
+            raise UsageError(str(exc), key=(exc.key and f"{key}.{exc.key}") or key) from None
+    return list({msgspec.json.encode(w): w for w in resolved}.values())
+
+
+def _names(
+    key: str, chosen: Sequence[str] | None, default: list[str], check: Callable[[str], object]
+) -> list[str]:
+    if chosen is not None and not chosen:
+        raise UsageError(f"{key} is empty: name at least one", key=key)
+    names = _unique(chosen or default)
+    for name in names:
+        try:
+            check(name)
+        except UsageError as exc:
+            raise UsageError(str(exc), key=key) from None
+    return names
+
+
+def _available_loop(name: str) -> None:
+    reason = loops.get(name).unavailable_reason()
+    if reason:
+        raise UsageError(reason)
+
+
+def _sizes(key: str, chosen: Sequence[N], most: int) -> list[N]:
+    if not chosen:
+        raise UsageError(f"{key} is empty: give at least one value", key=key)
+    for value in chosen:
+        if value is not None and not 1 <= value <= most:
+            raise UsageError(f"{key} must be between 1 and {most}, got {value}", key=key)
+    return _unique(chosen)
+
+
 def cells(settings: RunSettings) -> list[CellSpec]:
-    """Expand settings into cells: workload × strategy × loop × concurrency, in that order."""
+    """Expand settings into cells: workload × strategy × executor size × loop × concurrency.
+
+    Strategies without a pool of their own (``direct``, ``executor-per-call``) run once,
+    whatever executor sizes are swept.
+    """
     return [
         CellSpec(
             workload=w.name,
@@ -134,6 +215,7 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             strategy=strategy,
             loop=loop,
             concurrency=level,
+            max_workers=size,
             window_s=settings.window_s,
             warmup_s=settings.warmup_s,
             probe_interval_ms=settings.probe_interval_ms,
@@ -141,6 +223,9 @@ def cells(settings: RunSettings) -> list[CellSpec]:
         )
         for w in settings.workloads
         for strategy in settings.strategies
+        for size in _unique(
+            settings.max_workers if strategies.get(strategy).sized else [None]
+        )
         for loop in settings.loops
         for level in settings.concurrency
     ]
@@ -150,8 +235,8 @@ def _unique(items: Sequence[T]) -> list[T]:
     return list(dict.fromkeys(items))
 
 
-def _positive(what: str, value: float, allow_zero: bool = False) -> None:
+def _positive(what: str, key: str, value: float, allow_zero: bool = False) -> None:
     ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         bound = "zero or more" if allow_zero else "more than zero"
-        raise UsageError(f"{what} must be {bound}, got {value}")
+        raise UsageError(f"{what} must be {bound}, got {value}", key=key)

@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from offbench.errors import UsageError, unknown_name
 from offbench.workloads import Params
@@ -39,9 +39,14 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    runs_on: ClassVar[Literal["loop", "thread", "process"]]
+    """Where the blocking function runs: what the verdict reasons about (GIL, pool sizes)."""
+    sized: ClassVar[bool] = False
+    """True when the strategy calls through one pool whose size ``max_workers`` sets."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_workers: int | None = None) -> None:
         self.fn: Call = _not_started
+        self.max_workers = max_workers
 
     async def start(self, fn: Call, prepare: Call) -> Params:
         """Get ready to call ``fn`` (``prepare`` readies a process); return facts to record."""
@@ -89,6 +94,7 @@ class Direct(Strategy):
 
     name = "direct"
     summary = "call it on the event loop thread (blocks the loop)"
+    runs_on = "loop"
 
     async def call(self) -> object:
         """Yield to the loop once, as a request handler would between calls, then block it."""
@@ -102,11 +108,7 @@ class ExecutorPerCall(Strategy):
 
     name = "executor-per-call"
     summary = "with ThreadPoolExecutor() as pool: await loop.run_in_executor(pool, fn)"
-
-    async def start(self, fn: Call, prepare: Call) -> Params:
-        """Record the size each per-call pool would have."""
-        await super().start(fn, prepare)
-        return {"executor_max_workers": default_executor_workers()}
+    runs_on = "thread"
 
     async def call(self) -> object:
         """Create a pool, run the call in it, and shut the pool down (joining its thread)."""
@@ -115,17 +117,28 @@ class ExecutorPerCall(Strategy):
             return await loop.run_in_executor(pool, self.fn)
 
 
+class _ThroughDefaultExecutor(Strategy):
+    """Base of the strategies that call through the loop's shared default thread pool."""
+
+    runs_on = "thread"
+    sized = True
+
+    async def start(self, fn: Call, prepare: Call) -> Params:
+        """Size the default executor if asked to; record its size, above which calls queue."""
+        await super().start(fn, prepare)
+        if self.max_workers is None:
+            return {"max_workers": default_executor_workers()}
+        pool = ThreadPoolExecutor(max_workers=self.max_workers)
+        asyncio.get_running_loop().set_default_executor(pool)
+        return {"max_workers": self.max_workers}
+
+
 @register
-class DefaultExecutor(Strategy):
+class DefaultExecutor(_ThroughDefaultExecutor):
     """``loop.run_in_executor(None, fn)``: the loop's shared default thread pool."""
 
     name = "default-executor"
     summary = "await loop.run_in_executor(None, fn) (shared default pool)"
-
-    async def start(self, fn: Call, prepare: Call) -> Params:
-        """Record the default executor's size: above it, calls queue."""
-        await super().start(fn, prepare)
-        return {"executor_max_workers": default_executor_workers()}
 
     async def call(self) -> object:
         """Submit to the default executor and await the result."""
@@ -133,16 +146,11 @@ class DefaultExecutor(Strategy):
 
 
 @register
-class ToThread(Strategy):
+class ToThread(_ThroughDefaultExecutor):
     """``asyncio.to_thread(fn)``: the default executor, plus a copy of the caller's context."""
 
     name = "to-thread"
     summary = "await asyncio.to_thread(fn) (default pool, copies contextvars)"
-
-    async def start(self, fn: Call, prepare: Call) -> Params:
-        """Record the default executor's size: above it, calls queue."""
-        await super().start(fn, prepare)
-        return {"executor_max_workers": default_executor_workers()}
 
     async def call(self) -> object:
         """Run the call through ``asyncio.to_thread``."""
@@ -176,9 +184,11 @@ class ProcessPool(Strategy):
 
     name = "process-pool"
     summary = "await loop.run_in_executor(ProcessPoolExecutor(), fn), pool reused"
+    runs_on = "process"
+    sized = True
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
         self.pool: ProcessPoolExecutor | None = None
 
     async def start(self, fn: Call, prepare: Call) -> Params:
@@ -187,6 +197,7 @@ class ProcessPool(Strategy):
         method = pool_start_method()
         began = time.perf_counter()
         self.pool = ProcessPoolExecutor(
+            max_workers=self.max_workers,
             mp_context=multiprocessing.get_context(method),
             initializer=_init_pool_process,
             initargs=(prepare,),
@@ -194,7 +205,7 @@ class ProcessPool(Strategy):
         size = int(self.pool._max_workers)  # type: ignore[attr-defined]
         await _start_all_workers(self.pool, size)
         return {
-            "pool_max_workers": size,
+            "max_workers": size,
             "pool_start_method": method,
             "pool_startup_s": round(time.perf_counter() - began, 6),
         }

@@ -69,7 +69,7 @@ async def _measure_on_loop(
     loop_version: str,
     deliver: Deliver,
 ) -> None:
-    strategy = strategies.get(cell.strategy)()
+    strategy = strategies.get(cell.strategy)(max_workers=cell.max_workers)
     try:
         began = time.perf_counter()
         details = details | await strategy.start(fn, prepare)
@@ -147,6 +147,7 @@ def _summarize(
         lag_samples=lag.samples if lag else 0,
         lag_samples_raw=lag.raw_samples if lag else 0,
         stalled_s=lag.stalled_s if lag else 0.0,
+        blocked_s=lag.blocked_s if lag else 0.0,
         availability=lag.availability if lag else None,
         startup_s=startup_s,
         loop_version=loop_version,

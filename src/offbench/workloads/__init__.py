@@ -13,12 +13,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from offbench.errors import UsageError, unknown_name
 
-ParamValue = int | float | str | bool
+ParamValue = int | float | str | bool | list[Any] | dict[str, Any]
+"""A parameter value: a TOML/JSON scalar, or (for a user callable's args and kwargs) a list or table."""
 Params = dict[str, ParamValue]
+
+
+def number(params: Mapping[str, ParamValue], key: str) -> float:
+    """Return the numeric parameter ``key`` as a float (parameters are validated before use)."""
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"parameter {key!r} is not a number: {value!r}")
+    return float(value)
+
+
+def whole(params: Mapping[str, ParamValue], key: str) -> int:
+    """Return the numeric parameter ``key`` as an int."""
+    return int(number(params, key))
 
 
 class Workload(ABC):
@@ -35,7 +49,8 @@ class Workload(ABC):
             if key not in self.defaults:
                 raise UsageError(
                     f"workload {self.name!r} has no parameter {key!r}"
-                    f" (known: {', '.join(sorted(self.defaults)) or 'none'})"
+                    f" (known: {', '.join(sorted(self.defaults)) or 'none'})",
+                    key=key,
                 )
             expected = type(self.defaults[key])
             if expected is float and type(value) is int:
@@ -43,7 +58,8 @@ class Workload(ABC):
             if type(value) is not expected:
                 raise UsageError(
                     f"workload {self.name!r} parameter {key!r} must be {expected.__name__},"
-                    f" got {value!r}"
+                    f" got {value!r}",
+                    key=key,
                 )
             params[key] = value
         return params

@@ -4,7 +4,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from offbench.workloads import ParamValue, Workload
+from offbench.workloads import ParamValue, Workload, whole
 
 
 def spin(iterations: int) -> int:
@@ -26,4 +26,4 @@ class CpuWorkload(Workload):
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]
     ) -> Callable[[], object]:
         """Return :func:`spin` bound to the configured iteration count."""
-        return functools.partial(spin, int(params["iterations"]))
+        return functools.partial(spin, whole(params, "iterations"))

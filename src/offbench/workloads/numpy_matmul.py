@@ -9,7 +9,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from offbench.workloads import Params, ParamValue, Workload
+from offbench.workloads import Params, ParamValue, Workload, whole
 
 _MATRICES: dict[int, tuple[Any, Any]] = {}
 
@@ -39,7 +39,7 @@ class NumpyWorkload(Workload):
         from threadpoolctl import threadpool_info, threadpool_limits
 
         threadpool_limits(limits=1)
-        matmul(int(params["size"]))
+        matmul(whole(params, "size"))
         blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
         details: Params = {"numpy_version": np.__version__}
         if blas:
@@ -51,4 +51,4 @@ class NumpyWorkload(Workload):
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]
     ) -> Callable[[], object]:
         """Return :func:`matmul` bound to the configured matrix size."""
-        return functools.partial(matmul, int(params["size"]))
+        return functools.partial(matmul, whole(params, "size"))

@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from offbench.workloads import ParamValue, Workload
+from offbench.workloads import ParamValue, Workload, number
 
 
 class SleepWorkload(Workload):
@@ -19,4 +19,4 @@ class SleepWorkload(Workload):
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]
     ) -> Callable[[], object]:
         """Return ``time.sleep`` bound to the configured duration."""
-        return functools.partial(time.sleep, float(params["duration_ms"]) / 1000.0)
+        return functools.partial(time.sleep, number(params, "duration_ms") / 1000.0)

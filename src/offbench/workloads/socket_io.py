@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 from offbench.server import ServerConfig, loopback_server
-from offbench.workloads import Params, ParamValue, Workload
+from offbench.workloads import Params, ParamValue, Workload, number, whole
 
 HOST = "127.0.0.1"
 
@@ -42,7 +42,7 @@ class SocketWorkload(Workload):
     def fixture(self, params: Mapping[str, ParamValue]) -> Iterator[Params]:
         """Run the loopback server for the cell; yield its address."""
         config = ServerConfig(
-            host=HOST, delay_ms=float(params["delay_ms"]), reply_bytes=int(params["reply_bytes"])
+            host=HOST, delay_ms=number(params, "delay_ms"), reply_bytes=whole(params, "reply_bytes")
         )
         with loopback_server(config) as port:
             yield {"host": HOST, "port": port}
@@ -51,9 +51,9 @@ class SocketWorkload(Workload):
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]
     ) -> Callable[[], object]:
         """Return :func:`request` bound to the running server and the request size."""
-        size = max(1, int(params["request_bytes"]))
+        size = max(1, whole(params, "request_bytes"))
         payload = b"q" * (size - 1) + b"\n"
         return functools.partial(
-            request, str(resources["host"]), int(resources["port"]), payload,
-            float(params["timeout_s"]),
+            request, str(resources["host"]), whole(resources, "port"), payload,
+            number(params, "timeout_s"),
         )

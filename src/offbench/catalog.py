@@ -1,0 +1,72 @@
+"""What offbench can run: workloads, strategies, loops and shipped scenarios (``offbench list``).
+
+Collected from the registries, never listed by hand, so a new workload or strategy
+shows up here the moment it is registered.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from offbench import loops, scenario, strategies, workloads
+from offbench.workloads import Params
+from offbench.workloads.user import UserFunction
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One named thing offbench can run, with a one-line description."""
+
+    name: str
+    summary: str
+    params: Params | None = None
+    """A workload's parameters and their defaults."""
+    runs_on: str | None = None
+    """Where a strategy runs the blocking function: loop, thread or process."""
+    available: bool = True
+    """False for a loop that is not installed here."""
+
+
+class Catalog(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything ``offbench list`` shows."""
+
+    workloads: list[Entry]
+    strategies: list[Entry]
+    loops: list[Entry]
+    scenarios: list[Entry]
+
+
+def collect() -> Catalog:
+    """Return the catalog of this installation."""
+    return Catalog(
+        workloads=[
+            Entry(name=w.name, summary=w.summary, params=dict(w.defaults))
+            for w in workloads.REGISTRY.values()
+        ]
+        + [
+            Entry(
+                name="module:function",
+                summary=UserFunction.summary,
+                params=dict(UserFunction.defaults),
+            )
+        ],
+        strategies=[
+            Entry(name=cls.name, summary=cls.summary, runs_on=cls.runs_on)
+            for cls in strategies.REGISTRY.values()
+        ],
+        loops=[
+            Entry(
+                name=backend.name,
+                summary=backend.unavailable_reason() or backend.summary,
+                available=backend.unavailable_reason() is None,
+            )
+            for backend in (loops.get(name) for name in loops.names())
+        ],
+        scenarios=[
+            Entry(name=name, summary=scenario.describe(name)) for name in scenario.shipped()
+        ],
+    )
+
+
+def encode(catalog: Catalog) -> bytes:
+    """Serialise the catalog as indented JSON, newline-terminated."""
+    return msgspec.json.format(msgspec.json.encode(catalog), indent=2) + b"\n"
