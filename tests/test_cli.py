@@ -44,6 +44,12 @@ def test_version() -> None:
         (["run", "-w", "a:b:c"], "module:function"),
         (["run", "-o", "/nonexistent-dir/out.json"], "does not exist"),
         (["run", "--bogus"], "bogus"),
+        (["run", "--lag-budget", "0"], "lag budget must be more than zero"),
+        (["run", "--max-workers", "0"], "max_workers must be between 1"),
+        (["run", "-w", "sleep", "--setup", "tests.helpers:noop"], "--setup needs a -w module:function"),
+        (["run", "-w", "tests.helpers:noop", "--setup", "nosuchmod_q:make"],
+         "no module named 'nosuchmod_q'"),
+        (["run", "no-such-scenario"], "no such scenario file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

@@ -21,7 +21,7 @@ from offbench.settings import RunSettings, cells
 from offbench.workloads import Params
 
 BEST_MARK = "★"
-CELL_OVERHEAD_S = 0.35
+CELL_OVERHEAD_S = 0.12
 """Rough cost of a cell beyond its warm-up and window (worker start, imports), for estimates."""
 
 

@@ -31,7 +31,8 @@ from offbench.errors import UsageError
 from offbench.settings import Choices, WorkloadSpec
 
 Level = int | str
-"""A concurrency or pool size: a number, ``"cores"`` or ``"N*cores"`` (resolved on load)."""
+"""A concurrency or pool size: a number, ``"cores"`` or ``"N*cores"`` (resolved on load);
+a pool size may also be ``"default"``, the library's own choice."""
 
 
 class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -140,7 +141,7 @@ def _choices(raw: ScenarioFile) -> Choices:
         strategies=_listed(raw.strategies),
         loops=_listed(raw.loops),
         concurrency=_levels("concurrency", raw.concurrency),
-        max_workers=_levels("max_workers", raw.max_workers),
+        max_workers=_sizes("max_workers", raw.max_workers),
         window_s=raw.duration_s,
         warmup_s=raw.warmup_s,
         probe_interval_ms=raw.probe_interval_ms,
@@ -155,22 +156,35 @@ def _listed(value: str | list[str] | None) -> list[str] | None:
 
 
 def _levels(key: str, value: Level | list[Level] | None) -> list[int] | None:
+    sizes = _sizes(key, value, allow_default=False)
+    return None if sizes is None else [size for size in sizes if size is not None]
+
+
+def _sizes(
+    key: str, value: Level | list[Level] | None, allow_default: bool = True
+) -> list[int | None] | None:
     if value is None:
         return None
     values = value if isinstance(value, list) else [value]
-    return [_level(f"{key}[{i}]" if isinstance(value, list) else key, v) for i, v in enumerate(values)]
+    return [
+        _level(f"{key}[{i}]" if isinstance(value, list) else key, v, allow_default)
+        for i, v in enumerate(values)
+    ]
 
 
 _CORES = re.compile(r"^\s*(?:(?P<factor>\d+)\s*\*\s*)?cores\s*$")
 
 
-def _level(key: str, value: Level) -> int:
-    """Resolve ``8``, ``"cores"`` or ``"2*cores"`` to a number for this machine."""
+def _level(key: str, value: Level, allow_default: bool) -> int | None:
+    """Resolve ``8``, ``"cores"``, ``"2*cores"`` (or ``"default"``) for this machine."""
     if isinstance(value, int):
         return value
+    if allow_default and value.strip() == "default":
+        return None
     match = _CORES.match(value)
     if not match:
-        raise UsageError(f"expected a number, 'cores' or 'N*cores', got {value!r}", key=key)
+        also = ", 'default'" if allow_default else ""
+        raise UsageError(f"expected a number, 'cores' or 'N*cores'{also}, got {value!r}", key=key)
     return int(match["factor"] or 1) * (os.cpu_count() or 1)
 
 
@@ -182,8 +196,9 @@ def _workloads(tables: list[dict[str, Any]] | None) -> list[WorkloadSpec] | None
         key = f"workloads[{index}]"
         name = table.get("name")
         if not isinstance(name, str):
+            given = "it is missing" if name is None else f"got {name!r}"
             raise UsageError(
-                f"each workload needs name = \"WORKLOAD\" or \"module:function\", got {name!r}",
+                f'each workload needs name = "WORKLOAD" or "module:function"; {given}',
                 key=f"{key}.name",
             )
         try:

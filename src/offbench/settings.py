@@ -52,7 +52,7 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     strategies: list[str] | None = None
     loops: list[str] | None = None
     concurrency: list[int] | None = None
-    max_workers: list[int] | None = None
+    max_workers: list[int | None] | None = None
     window_s: float | None = None
     warmup_s: float | None = None
     probe_interval_ms: float | None = None
@@ -63,12 +63,19 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def merge(base: Choices, override: Choices) -> Choices:
-    """Return ``base`` with every choice ``override`` makes replacing it."""
-    said = {
+    """Return ``base`` with every choice ``override`` makes replacing it.
+
+    ``override.quick`` replaces the base's window and warm-up with the quick ones,
+    unless ``override`` sets them itself.
+    """
+    said: dict[str, object] = {
         field: value
         for field in override.__struct_fields__
         if (value := getattr(override, field)) is not None and field != "quick"
     }
+    if override.quick:
+        said.setdefault("window_s", QUICK_WINDOW_S)
+        said.setdefault("warmup_s", QUICK_WARMUP_S)
     return msgspec.structs.replace(base, **said, quick=base.quick or override.quick)
 
 
@@ -123,7 +130,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     quick = c.quick
     window = _first(c.window_s, QUICK_WINDOW_S if quick else DEFAULT_WINDOW_S)
     warmup = _first(c.warmup_s, QUICK_WARMUP_S if quick else DEFAULT_WARMUP_S)
-    _positive("duration", "window_s", window)
+    _positive("duration", "duration_s", window)
     _positive("warm-up", "warmup_s", warmup, allow_zero=True)
     probe_interval = _first(c.probe_interval_ms, DEFAULT_PROBE_INTERVAL_MS)
     stall_threshold = _first(c.stall_threshold_ms, DEFAULT_STALL_THRESHOLD_MS)
@@ -137,8 +144,8 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         workloads=_workloads(c.workloads),
         strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
         loops=_names("loops", c.loops, loops.names(), _available_loop),
-        concurrency=_sizes("concurrency", c.concurrency or DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
-        max_workers=_sizes("max_workers", [*c.max_workers] if c.max_workers else [None], MAX_WORKERS),
+        concurrency=_sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY),
+        max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
         window_s=window,
         warmup_s=warmup,
         probe_interval_ms=probe_interval,
@@ -151,6 +158,10 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
 
 
 def _first(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _said(value: Sequence[T] | None, default: Sequence[T]) -> Sequence[T]:
     return default if value is None else value
 
 
