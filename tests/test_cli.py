@@ -127,6 +127,15 @@ def test_quick_run_measures_the_whole_default_matrix(tmp_path: Path) -> None:
     assert data["machine"]["default_executor_workers"] >= 1
     for table in ("sleep", "socket", "cpu", "numpy"):
         assert table in done.stdout
+    winners = {v["workload"]: (v["winner"] or {}).get("strategy") for v in data["verdicts"]}
+    assert set(winners) == {"sleep", "socket", "cpu", "numpy"}
+    offloads = {"executor-per-call", "default-executor", "to-thread", "process-pool"}
+    assert winners["sleep"] in offloads
+    assert winners["socket"] in offloads
+    if (os.cpu_count() or 1) >= 2:
+        assert winners["cpu"] == "process-pool"
+    assert "Verdict" in done.stdout
+    assert "use process-pool" in done.stdout
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import msgspec
 
-from offbench import __version__, machine, workloads
+from offbench import __version__, machine, verdict, workloads
 from offbench.errors import OffbenchError
 from offbench.processes import ChildOutcome, run_child
 from offbench.results import CellResult, Failure, RunResult, failed_cell
@@ -80,6 +80,7 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
         machine=info,
         settings=settings,
         results=results,
+        verdicts=verdict.decide(results, settings.lag_budget_ms),
     )
 
 
