@@ -326,3 +326,16 @@ def test_verdicts_survive_json() -> None:
 
 def test_no_results_no_verdicts() -> None:
     assert decide([], 10) == []
+
+
+def test_an_offloaded_strategy_that_starves_the_loop_is_not_said_to_block_it() -> None:
+    cells = [
+        cell("to-thread", 1, 140, 1.1, pool=6),
+        cell("to-thread", 8, 270, 11.0, pool=6, blocked=0.6),
+        cell("process-pool", 1, 115, 1.1, pool=2),
+        cell("process-pool", 8, 235, 4.0, pool=2),
+    ]
+    starved = judged(only(decide(cells, 10.0)), "to-thread")
+    assert starved.judgement == "blocked"
+    assert "ran late 60% of the time" in starved.reason
+    assert "loop blocked" not in starved.reason

@@ -188,9 +188,8 @@ def _over_budget(entry: _Entry, budget: float) -> Ruling | None:
     lag = _ms(entry.worst_lag)
     runs_on = _runs_on(entry.strategy)
     share = _blocked_share(entry.cells)
-    blocked = f"loop blocked {min(share, 1.0):.0%} of the time (lag p99 {lag})"
     if runs_on == "loop":
-        return "blocked", blocked
+        return "blocked", f"loop blocked {min(share, 1.0):.0%} of the time (lag p99 {lag})"
     stuck = _no_speedup(entry.cells) if runs_on == "thread" else None
     if stuck:
         speedup, low, high = stuck
@@ -199,7 +198,8 @@ def _over_budget(entry: _Entry, budget: float) -> Ruling | None:
             f" and the loop lags {lag} p99: the work holds the GIL"
         )
     if share >= BLOCKED_SHARE:
-        return "blocked", blocked
+        # Off the loop, the call does not block it: the loop is starved (GIL, CPU).
+        return "blocked", f"the loop ran late {min(share, 1.0):.0%} of the time (lag p99 {lag})"
     return "lag", f"loop lag p99 {lag}, over the {budget:g} ms budget"
 
 
