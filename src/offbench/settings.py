@@ -123,7 +123,7 @@ def default_cell_timeout(window_s: float, warmup_s: float) -> float:
 def build_settings(choices: Choices | None = None, scenario: str | None = None) -> RunSettings:
     """Validate ``choices`` and fill in defaults; raise ``UsageError`` naming the key at fault.
 
-    What is not chosen takes its default: every built-in workload, strategy and loop,
+    What is not chosen takes its default: every built-in workload, strategy and installed loop,
     concurrency 1 and 8, the library's executor sizes. Duplicates are dropped, order is kept.
     """
     c = choices or Choices()
@@ -143,7 +143,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     return RunSettings(
         workloads=_workloads(c.workloads),
         strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
-        loops=_names("loops", c.loops, loops.names(), _available_loop),
+        loops=_names("loops", c.loops, _installed_loops(), _available_loop),
         concurrency=_sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY),
         max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
         window_s=window,
@@ -196,6 +196,10 @@ def _names(
         except UsageError as exc:
             raise UsageError(str(exc), key=key) from None
     return names
+
+
+def _installed_loops() -> list[str]:
+    return [name for name in loops.names() if loops.get(name).unavailable_reason() is None]
 
 
 def _available_loop(name: str) -> None:
