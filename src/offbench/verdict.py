@@ -231,7 +231,7 @@ def _behind(entry: _Entry, winner: _Entry | None) -> Ruling:
     capped = _capped(entry, winner)
     if capped:
         return "capped", capped
-    return "slower", f"{1 - score / best:.0%} slower than {rival}{_versus(entry, winner)}"
+    return "slower", f"{1 - score / best:.0%} slower than {rival} on average{_versus(entry, winner)}"
 
 
 def _capped(entry: _Entry, winner: _Entry) -> str | None:
