@@ -181,7 +181,7 @@ def verdicts(found: Iterable[Verdict]) -> Text:
         text.append(f"  {workload_label(verdict.workload, verdict.params)}: ", style="bold")
         text.append(f"{verdict.text}\n", style="green" if verdict.winner else "red")
         for candidate in verdict.candidates:
-            if candidate is verdict.winner or candidate == verdict.winner:
+            if candidate == verdict.winner:
                 continue
             name = strategy_label(candidate.strategy, candidate.max_workers)
             text.append(f"    {name}: {candidate.reason}\n", style="dim")

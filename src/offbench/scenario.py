@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from offbench import settings, workloads
+from offbench import settings
 from offbench.errors import UsageError
 from offbench.settings import Choices, WorkloadSpec
 
@@ -209,19 +209,13 @@ def _workloads(tables: list[dict[str, Any]] | None) -> list[WorkloadSpec] | None
                 f'each workload needs name = "WORKLOAD" or "module:function"; {given}',
                 key=f"{key}.name",
             )
-        try:
-            workload = workloads.get(name)
-        except UsageError as exc:
-            raise UsageError(str(exc), key=f"{key}.name") from None
+        defaults = settings.resolve_workload(WorkloadSpec(name=name), key).params
         params = {k: v for k, v in table.items() if k != "name"}
         for param, value in params.items():
             _check_json(f"{key}.{param}", value)
-        for spec in _sweep(key, name, params, workload.defaults):
-            try:
-                workload.resolve_params(spec.params)
-            except UsageError as exc:
-                raise UsageError(str(exc), key=f"{key}.{exc.key}" if exc.key else key) from None
-            specs.append(spec)
+        specs.extend(
+            settings.resolve_workload(spec, key) for spec in _sweep(key, name, params, defaults)
+        )
     return specs
 
 

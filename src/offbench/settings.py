@@ -170,18 +170,23 @@ def _workloads(chosen: Sequence[WorkloadSpec] | None) -> list[WorkloadSpec]:
     if chosen is not None and not chosen:
         raise UsageError("workloads is empty: name at least one workload", key="workloads")
     specs = chosen or [WorkloadSpec(name=name) for name in workloads.names()]
-    resolved = []
-    for index, spec in enumerate(specs):
-        key = f"workloads[{index}]" if chosen else "workloads"
-        try:
-            workload = workloads.get(spec.name)
-        except UsageError as exc:
-            raise UsageError(str(exc), key=f"{key}.name") from None
-        try:
-            resolved.append(WorkloadSpec(name=spec.name, params=workload.resolve_params(spec.params)))
-        except UsageError as exc:
-            raise UsageError(str(exc), key=(exc.key and f"{key}.{exc.key}") or key) from None
+    resolved = [
+        resolve_workload(spec, f"workloads[{index}]" if chosen else "workloads")
+        for index, spec in enumerate(specs)
+    ]
     return list({msgspec.json.encode(w): w for w in resolved}.values())
+
+
+def resolve_workload(spec: WorkloadSpec, key: str) -> WorkloadSpec:
+    """Return ``spec`` with every parameter filled in and checked; errors name ``key``'s field."""
+    try:
+        workload = workloads.get(spec.name)
+    except UsageError as exc:
+        raise UsageError(str(exc), key=f"{key}.name") from None
+    try:
+        return WorkloadSpec(name=spec.name, params=workload.resolve_params(spec.params))
+    except UsageError as exc:
+        raise UsageError(str(exc), key=f"{key}.{exc.key}" if exc.key else key) from None
 
 
 def _names(
