@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
+import msgspec
 import typer
 from rich.console import Console
 
@@ -21,6 +22,8 @@ from offbench import (
     __version__,
     catalog,
     loops,
+    markdown,
+    pyperf_export,
     report,
     results,
     runner,
@@ -29,6 +32,8 @@ from offbench import (
     strategies,
     workloads,
 )
+from offbench import compare as compare_
+from offbench import schema as schema_
 from offbench.errors import OffbenchError, UsageError
 from offbench.progress import RunProgress
 
@@ -119,6 +124,12 @@ def run(
                      help=f"Loop lag p99 a strategy may cause and still win the verdict. "
                      f"Default: {settings.DEFAULT_LAG_BUDGET_MS:g} ms."),
     ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", metavar="K",
+                     help=f"Cut each window into K equal parts, each measured alone, for the spread "
+                     f"('±') and for 'offbench compare'. Default: {settings.DEFAULT_SAMPLES}."),
+    ] = None,
     setup: Annotated[
         str | None,
         typer.Option("--setup", metavar="MODULE:FUNCTION",
@@ -129,6 +140,18 @@ def run(
         str | None,
         typer.Option("-o", "--json", metavar="PATH",
                      help="Write results as JSON ('-' = stdout, and then nothing else there)."),
+    ] = None,
+    markdown_path: Annotated[
+        str | None,
+        typer.Option("--markdown", metavar="PATH",
+                     help="Also write the tables as GitHub-flavoured markdown ('-' = stdout), "
+                     "e.g. for $GITHUB_STEP_SUMMARY."),
+    ] = None,
+    pyperf_path: Annotated[
+        str | None,
+        typer.Option("--pyperf", metavar="PATH",
+                     help="Also write a pyperf BenchmarkSuite (one benchmark per cell, op latency "
+                     "per window part) for 'python -m pyperf stats/hist/compare_to'."),
     ] = None,
     probe_interval: Annotated[
         float | None,
@@ -161,6 +184,7 @@ def run(
         warmup_s=warmup,
         quick=quick,
         lag_budget_ms=lag_budget,
+        samples=samples,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         cell_timeout_s=cell_timeout,
@@ -175,21 +199,16 @@ def run(
     if dry_run:
         _console(stderr=False).print(report.plan(run_settings))
         return EXIT_OK
-    to_stdout = json_path == "-"
-    out_path = Path(json_path) if json_path and not to_stdout else None
-    if out_path is not None:
-        results.check_writable(out_path)
-    console = _console(stderr=to_stdout)
+    outputs = _Outputs(json=json_path, markdown=markdown_path, pyperf=pyperf_path)
     stopped_by = _StopSignal()
     with stopped_by, RunProgress(_console(stderr=True), live=not _no_color()) as progress:
         run_result = runner.run(run_settings, progress)
-    data = results.encode(run_result)
-    if out_path is not None:
-        results.write_atomic(out_path, data)
-    report.print_run(run_result, console)
-    if to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    outputs.write("json", results.encode(run_result))
+    outputs.write("markdown", markdown.run(run_result).encode())
+    outputs.write("pyperf", pyperf_export.dumps(run_result),
+                  empty="no cell completed a call, so there is no op latency to export")
+    report.print_run(run_result, _console(stderr=outputs.to_stdout))
+    outputs.flush_stdout()
     if stopped_by.signum is not None or not run_result.complete:
         return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
     return EXIT_OK if all(r.ok for r in run_result.results) else EXIT_FAILED_CELLS
@@ -205,6 +224,134 @@ def _workload_choices(names: list[str] | None, setup: str | None) -> list[settin
         settings.WorkloadSpec(name=name, params={"setup": setup} if setup and ":" in name else {})
         for name in names
     ]
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(metavar="BASE.json", help="Results of the baseline run.")],
+    new: Annotated[
+        Path | None,
+        typer.Argument(metavar="[NEW.json]", help="Results of the candidate run (not with --by)."),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", metavar="loop",
+                     help="Compare within one file instead: 'loop' puts each loop beside the first one."),
+    ] = None,
+    fail_on_regression: Annotated[
+        float | None,
+        typer.Option("--fail-on-regression", metavar="PCT",
+                     help="Exit 1 if a significant change makes throughput or loop lag p99 worse by "
+                     "more than PCT percent, or a cell that passed now fails."),
+    ] = None,
+    lag_floor: Annotated[
+        float,
+        typer.Option("--lag-floor", metavar="MS",
+                     help="Loop lag p99 changes smaller than this are never significant "
+                     "(an idle loop's p99 wanders by about 1 ms run to run)."),
+    ] = compare_.DEFAULT_LAG_FLOOR_MS,
+    markdown_path: Annotated[
+        str | None,
+        typer.Option("--markdown", metavar="PATH",
+                     help="Also write the comparison as GitHub-flavoured markdown ('-' = stdout)."),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("-o", "--json", metavar="PATH",
+                     help="Also write the comparison as JSON ('-' = stdout)."),
+    ] = None,
+) -> int:
+    """Compare two results files cell by cell (or the loops of one file): what changed beyond noise."""
+    if fail_on_regression is not None and not fail_on_regression >= 0:
+        raise UsageError(
+            f"--fail-on-regression must be a percentage of zero or more, got {fail_on_regression:g}"
+        )
+    if not lag_floor >= 0:
+        raise UsageError(f"--lag-floor must be zero or more, got {lag_floor:g}")
+    if by is not None:
+        if by != "loop":
+            raise UsageError(f"--by must be 'loop', got {by!r}")
+        if new is not None:
+            raise UsageError("--by loop compares within one file: give only BASE.json")
+        comparison = compare_.by_loop(results.load(base), lag_floor_ms=lag_floor)
+    else:
+        if new is None:
+            raise UsageError("compare needs two files, BASE.json and NEW.json (or one with --by loop)")
+        comparison = compare_.compare(
+            results.load(base), results.load(new), base_label=str(base), new_label=str(new),
+            lag_floor_ms=lag_floor,
+        )
+    outputs = _Outputs(json=json_path, markdown=markdown_path)
+    outputs.write("json", msgspec.json.format(msgspec.json.encode(comparison), indent=2) + b"\n")
+    outputs.write("markdown", markdown.comparison(comparison, fail_on_regression).encode())
+    report.print_comparison(comparison, _console(stderr=outputs.to_stdout), fail_on_regression)
+    outputs.flush_stdout()
+    failing = fail_on_regression is not None and compare_.regressions(comparison, fail_on_regression)
+    return EXIT_FAILED_CELLS if failing else EXIT_OK
+
+
+@app.command()
+def show(
+    path: Annotated[
+        Path, typer.Argument(metavar="RESULTS.json", help="A file written by 'offbench run -o'.")
+    ],
+    markdown_path: Annotated[
+        str | None,
+        typer.Option("--markdown", metavar="PATH", help="Also write it as markdown ('-' = stdout)."),
+    ] = None,
+) -> int:
+    """Render a saved results file exactly as 'offbench run' rendered it."""
+    run_result = results.load(path)
+    outputs = _Outputs(markdown=markdown_path)
+    outputs.write("markdown", markdown.run(run_result).encode())
+    report.print_run(run_result, _console(stderr=outputs.to_stdout))
+    outputs.flush_stdout()
+    return EXIT_OK
+
+
+@app.command()
+def schema() -> int:
+    """Print the JSON Schema of the results file (draft 2020-12), as shipped in the package."""
+    sys.stdout.buffer.write(schema_.shipped())
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+class _Outputs:
+    """The files a command writes besides its tables: checked before any work, written atomically.
+
+    At most one of them may be ``-`` (standard output); the tables then go to stderr.
+    """
+
+    def __init__(self, **targets: str | None) -> None:
+        chosen = {name: target for name, target in targets.items() if target}
+        on_stdout = [name for name, target in chosen.items() if target == "-"]
+        if len(on_stdout) > 1:
+            both = " and ".join(f"--{name}" for name in on_stdout)
+            raise UsageError(f"only one output can be '-' (stdout), not {both}")
+        self.to_stdout = bool(on_stdout)
+        self._paths = {name: Path(target) for name, target in chosen.items() if target != "-"}
+        self._stdout_name = on_stdout[0] if on_stdout else None
+        self._pending = b""
+        for path in self._paths.values():
+            results.check_writable(path)
+
+    def write(self, name: str, data: bytes | None, empty: str = "") -> None:
+        """Write ``data`` where ``--name`` asked (a file now, stdout at :meth:`flush_stdout`)."""
+        if name not in self._paths and name != self._stdout_name:
+            return
+        if data is None:
+            print(f"offbench: warning: --{name} not written: {empty}", file=sys.stderr)
+        elif name == self._stdout_name:
+            self._pending = data
+        else:
+            results.write_atomic(self._paths[name], data)
+
+    def flush_stdout(self) -> None:
+        """Write the output that goes to stdout, after the tables (which went to stderr)."""
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
+            sys.stdout.flush()
 
 
 @app.command("list")

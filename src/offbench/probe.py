@@ -32,26 +32,38 @@ class LagRecorder:
     stall_threshold_ns: int
     samples: list[int] = field(default_factory=list)
     """Lag of every tick, observed and back-filled."""
+    deadlines: list[int] = field(default_factory=list)
+    """When each of ``samples``' ticks was due, so a part of the window can be summarised alone."""
     raw_count: int = 0
     stalled_ns: int = 0
     """Total lag of the ticks later than ``stall_threshold_ns`` (for availability)."""
     blocked_ns: int = 0
     """Total lag of the ticks later than one interval: time the loop could not run the probe."""
 
-    def record(self, lag_ns: int) -> None:
-        """Record one observed wake-up lag, plus the ticks the stall made the probe miss."""
+    def record(self, lag_ns: int, deadline_ns: int = 0) -> None:
+        """Record the lag of the tick due at ``deadline_ns``, plus the ticks the stall made it miss."""
         lag_ns = max(0, lag_ns)
         self.raw_count += 1
         self.samples.append(lag_ns)
+        self.deadlines.append(deadline_ns)
         if lag_ns > self.stall_threshold_ns:
             self.stalled_ns += lag_ns
         if lag_ns <= self.interval_ns:
             return
         self.blocked_ns += lag_ns
         missing = lag_ns - self.interval_ns
+        due = deadline_ns + self.interval_ns
         while missing >= self.interval_ns:
             self.samples.append(missing)
+            self.deadlines.append(due)
             missing -= self.interval_ns
+            due += self.interval_ns
+
+    def between(self, start_ns: int, end_ns: int) -> list[int]:
+        """Return the lags of the ticks due in ``[start_ns, end_ns)``."""
+        return [
+            lag for lag, due in zip(self.samples, self.deadlines, strict=True) if start_ns <= due < end_ns
+        ]
 
     @property
     def corrected_count(self) -> int:
@@ -121,5 +133,5 @@ async def run_probe(
         await asyncio.sleep(delay / 1e9 if delay > 0 else 0)
         now = clock()
         lag = now - deadline
-        recorder.record(lag)
+        recorder.record(lag, deadline)
         deadline += interval * (1 + max(0, lag) // interval)

@@ -7,7 +7,7 @@ a saved run renders exactly as it did live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich import box
 from rich.console import Console, JustifyMethod
@@ -16,8 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from offbench.catalog import Catalog, Entry
+from offbench.compare import CellKey, Change, Comparison, Pair, regressions
 from offbench.results import CellResult, RunResult, Verdict
 from offbench.settings import RunSettings, cells
+from offbench.stats import mean, stdev
 from offbench.workloads import Params
 
 BEST_MARK = "★"
@@ -27,7 +29,7 @@ CELL_OVERHEAD_S = 0.12
 
 def print_run(run: RunResult, console: Console) -> None:
     """Print one table per workload (and parameter set), the verdicts, then the summary."""
-    for workload, params in _workloads(run):
+    for workload, params in workloads_of(run):
         console.print(workload_table(run, workload, params))
         console.print()
     if run.verdicts:
@@ -36,7 +38,8 @@ def print_run(run: RunResult, console: Console) -> None:
     console.print(summary(run))
 
 
-def _workloads(run: RunResult) -> list[tuple[str, Params]]:
+def workloads_of(run: RunResult) -> list[tuple[str, Params]]:
+    """Return each workload (and parameter set) of a run once, in the order measured."""
     seen: dict[str, tuple[str, Params]] = {}
     for r in run.results:
         seen.setdefault(workload_label(r.workload, r.params), (r.workload, r.params))
@@ -54,32 +57,11 @@ def strategy_label(strategy: str, max_workers: int | None) -> str:
     return strategy if max_workers is None else f"{strategy} ({max_workers})"
 
 
-def workload_table(run: RunResult, workload: str, params: Params | None = None) -> Table:
-    """Return the table of one workload: one row per strategy × loop × concurrency."""
+def workload_rows(run: RunResult, workload: str, params: Params | None = None) -> list[CellResult]:
+    """Return one workload's cells in table order: concurrency, strategy, pool size, loop."""
     rows = [
         r for r in run.results if r.workload == workload and (params is None or r.params == params)
     ]
-    budget = run.settings.lag_budget_ms
-    best = best_cells(rows, budget)
-    title = workload_label(workload, rows[0].params) if rows else workload
-    name, _, rest = title.partition(" ")
-    table = Table(
-        title=f"[bold]{escape(name)}[/]" + (f" {escape(rest)}" if rest else ""),
-        title_justify="left",
-        caption=f"times in ms · {BEST_MARK} best throughput with loop lag p99 ≤ {budget:g} ms"
-        " (per loop and concurrency)",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        caption_justify="left",
-    )
-    # Names never truncate; in a narrow terminal the number headers wrap instead.
-    name_width = max(
-        (len(f"{strategy_label(r.strategy, r.max_workers)} {BEST_MARK}") for r in rows), default=0
-    )
-    for index, (header, justify) in enumerate(_COLUMNS):
-        table.add_column(
-            header, justify=justify, no_wrap=index < 2, min_width=name_width if index == 0 else None
-        )
     strategy_order = {name: i for i, name in enumerate(run.settings.strategies)}
     loop_order = {name: i for i, name in enumerate(run.settings.loops)}
     rows.sort(
@@ -90,16 +72,52 @@ def workload_table(run: RunResult, workload: str, params: Params | None = None) 
             loop_order.get(r.loop, len(loop_order)),
         )
     )
+    return rows
+
+
+def table_caption(run: RunResult) -> str:
+    """Return the legend under a workload table."""
+    return (
+        f"times in ms · {BEST_MARK} best throughput with loop lag p99 ≤ {run.settings.lag_budget_ms:g} ms"
+        f" (per loop and concurrency) · ± relative std dev over the {run.settings.samples} parts"
+        " of each window"
+    )
+
+
+def workload_table(run: RunResult, workload: str, params: Params | None = None) -> Table:
+    """Return the table of one workload: one row per strategy × loop × concurrency."""
+    rows = workload_rows(run, workload, params)
+    budget = run.settings.lag_budget_ms
+    best = best_cells(rows, budget)
+    title = workload_label(workload, rows[0].params) if rows else workload
+    name, _, rest = title.partition(" ")
+    table = Table(
+        title=f"[bold]{escape(name)}[/]" + (f" {escape(rest)}" if rest else ""),
+        title_justify="left",
+        caption=table_caption(run),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption_justify="left",
+    )
+    # Names never truncate; in a narrow terminal the number headers wrap instead.
+    name_width = max(
+        (len(f"{strategy_label(r.strategy, r.max_workers)} {BEST_MARK}") for r in rows), default=0
+    )
+    for index, (header, justify) in enumerate(COLUMNS):
+        table.add_column(
+            header, justify=justify, no_wrap=index < 2, min_width=name_width if index == 0 else None
+        )
     previous = None
     for row in rows:
         if previous is not None and row.concurrency != previous:
             table.add_section()
         previous = row.concurrency
-        table.add_row(*_cells(row, _baseline(rows, row), row in best, budget))
+        cells = row_cells(row, baseline(rows, row), row in best)
+        table.add_row(*(Text(c, style=s) for c, s in zip(cells, _styles(row, budget), strict=True)))
     return table
 
 
-_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("strategy", "left"),
     ("loop", "left"),
     ("conc", "right"),
@@ -114,16 +132,13 @@ _COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
 )
 
 
-def _cells(
-    row: CellResult, baseline: CellResult | None, best: bool, budget: float
-) -> list[str | Text]:
-    label = escape(strategy_label(row.strategy, row.max_workers))
-    name = f"{label} {BEST_MARK}" if best else label
-    head: list[str | Text] = [name, escape(row.loop), str(row.concurrency)]
+def row_cells(row: CellResult, baseline: CellResult | None, best: bool) -> list[str]:
+    """Return the plain-text cells of one result row (shared by the terminal and markdown)."""
+    label = strategy_label(row.strategy, row.max_workers)
+    head = [f"{label} {BEST_MARK}" if best else label, row.loop, str(row.concurrency)]
     if not row.ok:
-        style = "red" if row.status == "error" else "yellow"
-        return [*head, Text(row.status, style=style), *[""] * (len(_COLUMNS) - 4)]
-    lat, lag = row.op_latency_ms, row.loop_lag_ms
+        return [*head, row.status, *[""] * (len(COLUMNS) - 4)]
+    lat, lag, samples = row.op_latency_ms, row.loop_lag_ms, row.samples
     speedup = (
         row.throughput_ops_s / baseline.throughput_ops_s
         if baseline and baseline.throughput_ops_s > 0
@@ -131,23 +146,35 @@ def _cells(
     )
     return [
         *head,
-        format_rate(row.throughput_ops_s),
+        format_rate(row.throughput_ops_s) + format_spread(samples.throughput_ops_s if samples else []),
         f"{speedup:.2f}×" if speedup is not None else "–",
         format_ms(lat.p50) if lat else "–",
         format_ms(lat.p99) if lat else "–",
-        _lag_text(lag.p50, budget) if lag else "–",
-        _lag_text(lag.p99, budget) if lag else "–",
-        _lag_text(lag.max, budget) if lag else "–",
+        format_ms(lag.p50) if lag else "–",
+        format_ms(lag.p99) + format_spread(samples.lag_p99_ms if samples else []) if lag else "–",
+        format_ms(lag.max) if lag else "–",
         f"{row.availability:.0%}" if row.availability is not None else "–",
     ]
 
 
-def _lag_text(ms: float, budget: float) -> Text:
-    style = "red" if ms > budget else ("yellow" if ms > 1.0 else "green")
-    return Text(format_ms(ms), style=style)
+def _styles(row: CellResult, budget: float) -> list[str]:
+    """Return the terminal style of each cell of a row: failures and lags in colour."""
+    plain = [""] * len(COLUMNS)
+    if not row.ok:
+        plain[3] = "red" if row.status == "error" else "yellow"
+        return plain
+    if row.loop_lag_ms is not None:
+        lag = row.loop_lag_ms
+        plain[7], plain[8], plain[9] = (_lag_style(v, budget) for v in (lag.p50, lag.p99, lag.max))
+    return plain
 
 
-def _baseline(rows: Iterable[CellResult], row: CellResult) -> CellResult | None:
+def _lag_style(ms: float, budget: float) -> str:
+    return "red" if ms > budget else ("yellow" if ms > 1.0 else "green")
+
+
+def baseline(rows: Iterable[CellResult], row: CellResult) -> CellResult | None:
+    """Return the ok ``direct`` cell at the same loop and concurrency as ``row``: the ×direct base."""
     for other in rows:
         if (
             other.strategy == "direct"
@@ -269,6 +296,16 @@ def format_rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def format_spread(values: Sequence[float | None]) -> str:
+    """Format the relative standard deviation of samples as `` ±4.2%``; empty for fewer than two."""
+    present = [v for v in values if v is not None]
+    centre = mean(present)
+    if len(present) < 2 or centre <= 0:
+        return ""
+    spread = 100 * stdev(present) / centre
+    return f" ±{spread:.0f}%" if spread >= 10 else f" ±{spread:.1f}%"
+
+
 def format_ms(value: float) -> str:
     """Format milliseconds with three significant figures (0.0123, 1.23, 123)."""
     if value >= 100:
@@ -289,3 +326,141 @@ def cell_line(result: CellResult) -> str:
     lag = result.loop_lag_ms
     lag_text = f", lag p99 {format_ms(lag.p99)} ms" if lag else ""
     return f"{where}: {format_rate(result.throughput_ops_s)} ops/s{lag_text}"
+
+
+def print_comparison(
+    comparison: Comparison, console: Console, fail_on_regression: float | None = None
+) -> None:
+    """Print one table per workload of what changed, what is only on one side, and the tally."""
+    for label, pairs in comparison_groups(comparison):
+        console.print(comparison_table(comparison, label, pairs))
+        console.print()
+    console.print(comparison_summary(comparison, fail_on_regression))
+
+
+def comparison_groups(comparison: Comparison) -> list[tuple[str, list[Pair]]]:
+    """Return the pairs grouped by workload (and parameters), in the order they were measured."""
+    groups: dict[str, list[Pair]] = {}
+    for p in comparison.pairs:
+        groups.setdefault(workload_label(p.key.workload, p.key.params), []).append(p)
+    return list(groups.items())
+
+
+COMPARISON_HEADERS = ("strategy", "loop", "conc", "ops/s", "change", "lag p99", "change")
+
+
+def comparison_title(comparison: Comparison) -> str:
+    """Return what is compared with what: ``new.json vs base.json`` or ``uvloop vs asyncio``."""
+    return f"{comparison.new} vs {comparison.base}"
+
+
+def comparison_row(comparison: Comparison, p: Pair) -> list[str]:
+    """Return the plain-text cells of one pair (shared by the terminal and markdown tables)."""
+    loop = p.new_loop if comparison.by == "loop" else p.key.loop
+    head = [strategy_label(p.key.strategy, p.key.max_workers), loop, str(p.key.concurrency)]
+    if p.status != "compared" or p.throughput is None or p.lag_p99 is None:
+        return [*head, p.status, "", "", ""]
+    tp, lag = p.throughput, p.lag_p99
+    return [
+        *head,
+        f"{format_rate(tp.base)} → {format_rate(tp.new)}",
+        format_change(tp),
+        f"{format_ms(lag.base)} → {format_ms(lag.new)}",
+        format_change(lag),
+    ]
+
+
+def format_change(c: Change) -> str:
+    """Format a change as ``+12.3% [+8.1, +15.0] slower``; ``n.s.`` when not significant."""
+    if c.percent is None:
+        return "n/a" + (f" ({c.note})" if c.note else "")
+    interval = (
+        f" [{_signed(c.low)}, {_signed(c.high)}]" if c.low is not None and c.high is not None else ""
+    )
+    word = "n.s." if c.direction == "not significant" else c.direction
+    return f"{c.percent:+.1f}%{interval} {word}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.1f}"
+
+
+_CHANGE_STYLE = {"faster": "green", "slower": "red", "not significant": "dim"}
+
+
+def comparison_table(comparison: Comparison, label: str, pairs: Sequence[Pair]) -> Table:
+    """Return the terminal table of one workload's pairs."""
+    name, _, rest = label.partition(" ")
+    table = Table(
+        title=f"[bold]{escape(name)}[/]" + (f" {escape(rest)}" if rest else "")
+        + f": {escape(comparison_title(comparison))}",
+        title_justify="left",
+        caption=f"change: Hodges–Lehmann shift of the window parts "
+        f"[{comparison.confidence:.0%} confidence interval]; n.s. = not significant"
+        + (f"; lag changes under {comparison.lag_floor_ms:g} ms count as noise"
+           if comparison.lag_floor_ms else ""),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for index, header in enumerate(COMPARISON_HEADERS):
+        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=index < 2)
+    previous = None
+    for p in pairs:
+        if previous is not None and p.key.concurrency != previous:
+            table.add_section()
+        previous = p.key.concurrency
+        styles = _row_styles(p)
+        table.add_row(*(Text(cell, style=style) for cell, style in zip(
+            comparison_row(comparison, p), styles, strict=True)))
+    return table
+
+
+def _row_styles(p: Pair) -> list[str]:
+    if p.throughput is None or p.lag_p99 is None:
+        return ["", "", "", "green" if p.status == "fixed" else "red", "", "", ""]
+    return ["", "", "", "", _CHANGE_STYLE[p.throughput.direction], "", _CHANGE_STYLE[p.lag_p99.direction]]
+
+
+def comparison_tally(comparison: Comparison, fail_on_regression: float | None) -> list[str]:
+    """Return the closing lines as plain text: counts, one-sided cells, notes, regressions."""
+    changes = [c for p in comparison.pairs for c in (p.throughput, p.lag_p99) if c is not None]
+    count = {d: sum(c.direction == d for c in changes) for d in _CHANGE_STYLE}
+    failing = sum(p.status == "now failing" for p in comparison.pairs)
+    lines = [
+        f"{len(comparison.pairs)} cells compared ({comparison_title(comparison)}): "
+        f"{count['faster']} figures faster, {count['slower']} slower, "
+        f"{count['not significant']} not significant" + (f"; {failing} now failing" if failing else "")
+    ]
+    for side, keys in ((comparison.base, comparison.only_base), (comparison.new, comparison.only_new)):
+        for key in keys:
+            lines.append(f"only in {side}: {_key_text(key)}")
+    lines.extend(f"note: {note}" for note in comparison.notes)
+    if fail_on_regression is not None:
+        found = regressions(comparison, fail_on_regression)
+        lines.append(
+            f"{len(found)} regression(s) beyond {fail_on_regression:g}%"
+            if found
+            else f"no significant regression beyond {fail_on_regression:g}%"
+        )
+        lines.extend(f"regression: {_key_text(p.key, p.new_loop)}: {why}" for p, why in found)
+    return lines
+
+
+def comparison_summary(comparison: Comparison, fail_on_regression: float | None) -> Text:
+    """Return :func:`comparison_tally` styled for the terminal."""
+    text = Text()
+    for line in comparison_tally(comparison, fail_on_regression):
+        style = "red" if line.startswith(("regression", "only in")) or "regression(s)" in line else (
+            "dim" if line.startswith("note") else "bold"
+        )
+        text.append(line + "\n", style=style)
+    text.rstrip()
+    return text
+
+
+def _key_text(key: CellKey, loop: str | None = None) -> str:
+    return (
+        f"{workload_label(key.workload, key.params)} / {strategy_label(key.strategy, key.max_workers)}"
+        f" / {loop or key.loop} / c={key.concurrency}"
+    )

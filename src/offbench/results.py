@@ -1,4 +1,4 @@
-"""Result types and their one JSON serialisation (``schema_version`` 1).
+"""Result types and their one JSON serialisation (``schema_version`` 2).
 
 Results are immutable values, made once by the worker (one :class:`CellResult` per
 cell) or the runner (the :class:`RunResult` around them). :func:`encode` and
@@ -20,7 +20,8 @@ from offbench.errors import UsageError
 from offbench.settings import CellSpec, RunSettings
 from offbench.workloads import Params
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: cells carry ``samples`` (the window cut into parts); files of version 1 are refused."""
 
 Status = Literal["ok", "error", "timeout"]
 Failure = Literal["error", "timeout"]
@@ -68,6 +69,21 @@ class LoopLag(msgspec.Struct, frozen=True, kw_only=True):
     mean: float
 
 
+class Samples(msgspec.Struct, frozen=True, kw_only=True):
+    """The measured window cut into equal consecutive parts, each summarised alone.
+
+    The parts give each figure a spread (``±`` in the tables) and are what
+    ``offbench compare`` tests for a significant change. A part's throughput counts
+    each call by the share of its duration inside the part; its op latency is the mean
+    of the calls that completed in it (``None`` if none did).
+    """
+
+    part_s: float
+    throughput_ops_s: list[float]
+    lag_p99_ms: list[float | None]
+    op_latency_mean_ms: list[float | None]
+
+
 class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     """What one cell measured (or why it could not)."""
 
@@ -90,6 +106,7 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     stalled_s: float = 0.0
     blocked_s: float = 0.0
     availability: float | None = None
+    samples: Samples | None = None
     startup_s: float = 0.0
     loop_version: str = ""
     details: Params = {}

@@ -50,6 +50,7 @@ class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stall_threshold_ms: float | None = None
     cell_timeout_s: float | None = None
     lag_budget_ms: float | None = None
+    samples: int | None = None
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,6 +157,7 @@ def _choices(raw: ScenarioFile) -> Choices:
         stall_threshold_ms=raw.stall_threshold_ms,
         cell_timeout_s=raw.cell_timeout_s,
         lag_budget_ms=raw.lag_budget_ms,
+        samples=raw.samples,
     )
 
 

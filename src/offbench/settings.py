@@ -27,6 +27,9 @@ DEFAULT_CONCURRENCY = (1, 8)
 DEFAULT_PROBE_INTERVAL_MS = 1.0
 DEFAULT_STALL_THRESHOLD_MS = 10.0
 DEFAULT_LAG_BUDGET_MS = 10.0
+DEFAULT_SAMPLES = 10
+MAX_SAMPLES = 1000
+MIN_TICKS_PER_SAMPLE = 5
 MAX_CONCURRENCY = 4096
 MAX_WORKERS = 1024
 
@@ -59,6 +62,7 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     stall_threshold_ms: float | None = None
     cell_timeout_s: float | None = None
     lag_budget_ms: float | None = None
+    samples: int | None = None
     quick: bool = False
 
 
@@ -94,6 +98,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     stall_threshold_ms: float = DEFAULT_STALL_THRESHOLD_MS
     cell_timeout_s: float
     lag_budget_ms: float = DEFAULT_LAG_BUDGET_MS
+    samples: int = DEFAULT_SAMPLES
+    """Equal consecutive parts the window is cut into, each summarised alone: the spread."""
     quick: bool = False
     scenario: str | None = None
     """Where the settings came from: a scenario file's path or a shipped scenario's name."""
@@ -112,6 +118,7 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     warmup_s: float
     probe_interval_ms: float
     stall_threshold_ms: float
+    samples: int = DEFAULT_SAMPLES
     resources: Params = {}
 
 
@@ -140,6 +147,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     _positive("stall threshold", "stall_threshold_ms", stall_threshold)
     _positive("lag budget", "lag_budget_ms", lag_budget)
     _positive("cell timeout", "cell_timeout_s", timeout)
+    samples = _samples(_first(c.samples, DEFAULT_SAMPLES), window, probe_interval)
     return RunSettings(
         workloads=_workloads(c.workloads),
         strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
@@ -152,9 +160,25 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         stall_threshold_ms=stall_threshold,
         cell_timeout_s=timeout,
         lag_budget_ms=lag_budget,
+        samples=samples,
         quick=quick,
         scenario=scenario,
     )
+
+
+def _samples(samples: float, window_s: float, probe_interval_ms: float) -> int:
+    """Check the number of parts the window is cut into: each needs a few probe ticks."""
+    if samples != int(samples) or not 2 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"samples must be a whole number from 2 to {MAX_SAMPLES}, got {samples:g}",
+                         key="samples")
+    part_ms = window_s * 1000 / samples
+    if part_ms < MIN_TICKS_PER_SAMPLE * probe_interval_ms:
+        raise UsageError(
+            f"{samples:g} samples cut the {window_s:g} s window into {part_ms:g} ms parts, fewer than "
+            f"{MIN_TICKS_PER_SAMPLE} probe ticks each: take fewer samples or a longer window",
+            key="samples",
+        )
+    return int(samples)
 
 
 def _first(value: float | None, default: float) -> float:
@@ -240,6 +264,7 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             warmup_s=settings.warmup_s,
             probe_interval_ms=settings.probe_interval_ms,
             stall_threshold_ms=settings.stall_threshold_ms,
+            samples=settings.samples,
         )
         for w in settings.workloads
         for strategy in settings.strategies

@@ -26,9 +26,9 @@ import msgspec
 
 from offbench import loops, strategies, workloads
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe, summarize
-from offbench.results import CellResult, LoopLag, OpLatency, failed_cell, identity
+from offbench.results import CellResult, LoopLag, OpLatency, Samples, failed_cell, identity
 from offbench.settings import CellSpec
-from offbench.stats import percentile
+from offbench.stats import mean, percentile
 from offbench.strategies import Strategy
 from offbench.workloads import Params
 
@@ -44,6 +44,9 @@ class Window:
     end_ns: int
     recorder: LagRecorder
     ops: list[tuple[int, int]]
+    """(submitted, completed) of every call that completed."""
+    unfinished: list[int]
+    """When each call still in flight at the window's end was submitted."""
 
 
 def measure(cell: CellSpec, deliver: Deliver) -> None:
@@ -95,9 +98,11 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     start_ns = clock() + round(cell.warmup_s * 1e9)
     end_ns = start_ns + round(cell.window_s * 1e9)
     ops: list[tuple[int, int]] = []
+    in_flight: dict[int, int] = {}
     probe = asyncio.create_task(run_probe(recorder, start_ns, end_ns))
     callers = [
-        asyncio.create_task(_call_until(strategy, end_ns, ops)) for _ in range(cell.concurrency)
+        asyncio.create_task(_call_until(strategy, end_ns, ops, in_flight, caller))
+        for caller in range(cell.concurrency)
     ]
     try:
         pending: set[asyncio.Task[None]] = {probe, *callers}
@@ -108,14 +113,18 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     finally:
         for task in (probe, *callers):
             task.cancel()
-    return Window(start_ns, end_ns, recorder, ops)
+    return Window(start_ns, end_ns, recorder, ops, list(in_flight.values()))
 
 
-async def _call_until(strategy: Strategy, end_ns: int, ops: list[tuple[int, int]]) -> None:
+async def _call_until(
+    strategy: Strategy, end_ns: int, ops: list[tuple[int, int]], in_flight: dict[int, int], caller: int
+) -> None:
     """One of the ``concurrency`` tasks: call back to back, timing each call, until ``end_ns``."""
     while (submitted := clock()) < end_ns:
+        in_flight[caller] = submitted
         await strategy.call()
         ops.append((submitted, clock()))
+    in_flight.pop(caller, None)
 
 
 def _summarize(
@@ -149,10 +158,43 @@ def _summarize(
         stalled_s=lag.stalled_s if lag else 0.0,
         blocked_s=lag.blocked_s if lag else 0.0,
         availability=lag.availability if lag else None,
+        samples=_samples(window, cell.samples),
         startup_s=startup_s,
         loop_version=loop_version,
         details=details,
         worker_pid=os.getpid(),
+    )
+
+
+def _samples(window: Window, parts: int) -> Samples:
+    """Cut the window into ``parts`` equal parts; summarise each from its own calls and ticks.
+
+    A part's throughput counts each call by the share of its duration that fell in the
+    part, not by where it completed: a 20 ms part then reads 0.2 of a 100 ms call, not
+    0 or 1, so short parts stay comparable while the parts still add up to the window.
+    """
+    length = (window.end_ns - window.start_ns) // parts
+    # A call still running at the end has a share of each part it spanned, out of its
+    # duration so far, or a typical call's duration if that is longer.
+    durations = sorted(done - sent for sent, done in window.ops)
+    typical = int(percentile(durations, 50)) if durations else 0
+    spans = [(sent, done, done - sent) for sent, done in window.ops] + [
+        (sent, window.end_ns, max(window.end_ns - sent, typical)) for sent in window.unfinished
+    ]
+    throughput: list[float] = []
+    lag_p99: list[float | None] = []
+    op_mean: list[float | None] = []
+    for index in range(parts):
+        start = window.start_ns + index * length
+        end = start + length
+        share = sum(max(0, min(end, done) - max(start, sent)) / max(1, span) for sent, done, span in spans)
+        latencies = [(done - sent) / NS_PER_MS for sent, done in window.ops if start < done <= end]
+        lags = sorted(lag / NS_PER_MS for lag in window.recorder.between(start, end))
+        throughput.append(share / (length / 1e9))
+        lag_p99.append(percentile(lags, 99) if lags else None)
+        op_mean.append(mean(latencies) if latencies else None)
+    return Samples(
+        part_s=length / 1e9, throughput_ops_s=throughput, lag_p99_ms=lag_p99, op_latency_mean_ms=op_mean
     )
 
 

@@ -1,0 +1,101 @@
+"""GitHub-flavoured markdown of a run or a comparison, fit for ``$GITHUB_STEP_SUMMARY``.
+
+The cells are the very strings the terminal tables show (:mod:`offbench.report`
+makes them); only the frame differs, so a CI summary reads like the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from offbench import report
+from offbench.compare import Comparison, Pair
+from offbench.results import RunResult
+
+
+def run(result: RunResult) -> str:
+    """Return a run as markdown: a table per workload, the verdicts, and the summary."""
+    parts = [f"## offbench run{_scenario(result)}\n"]
+    for workload, params in report.workloads_of(result):
+        rows = report.workload_rows(result, workload, params)
+        best = report.best_cells(rows, result.settings.lag_budget_ms)
+        parts.append(f"### {_escape(report.workload_label(workload, params))}\n")
+        parts.append(
+            table(
+                [header for header, _ in report.COLUMNS],
+                [_escaped(report.row_cells(r, report.baseline(rows, r), r in best)) for r in rows],
+                right_from=2,
+            )
+        )
+        parts.append(f"<sub>{_escape(report.table_caption(result))}</sub>\n")
+    if result.verdicts:
+        parts.append(_verdicts(result))
+    parts.append(_lines(report.summary(result).plain.splitlines()))
+    return "\n".join(parts)
+
+
+def comparison(found: Comparison, fail_on_regression: float | None = None) -> str:
+    """Return a comparison as markdown: a table per workload, then the tally."""
+    parts = [f"## offbench compare: {_escape(report.comparison_title(found))}\n"]
+    for label, pairs in report.comparison_groups(found):
+        parts.append(f"### {_escape(label)}\n")
+        parts.append(
+            table(
+                list(report.COMPARISON_HEADERS),
+                [_bold_if_slower(report.comparison_row(found, p), p) for p in pairs],
+                right_from=2,
+            )
+        )
+    parts.append(_lines(report.comparison_tally(found, fail_on_regression)))
+    return "\n".join(parts)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right_from: int = 0) -> str:
+    """Return a GFM table of already escaped cells; columns from ``right_from`` on align right."""
+    align = ["---:" if i >= right_from else ":---" for i in range(len(headers))]
+    lines = [_row(_escaped(headers)), _row(align), *(_row(r) for r in rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _escaped(cells: Iterable[str]) -> list[str]:
+    return [_escape(c) for c in cells]
+
+
+def _escape(text: str) -> str:
+    """Escape what markdown would read as table syntax or emphasis."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def _bold_if_slower(cells: list[str], pair: Pair) -> list[str]:
+    """Escape a comparison row and embolden what got worse."""
+    marked = _escaped(cells)
+    for index, change in ((4, pair.throughput), (6, pair.lag_p99)):
+        if change is not None and change.direction == "slower":
+            marked[index] = f"**{marked[index]}**"
+    if pair.status in ("now failing", "both failing"):
+        marked[3] = f"**{marked[3]}**"
+    return marked
+
+
+def _verdicts(result: RunResult) -> str:
+    lines = [f"### Verdict (best throughput with loop lag p99 ≤ {result.settings.lag_budget_ms:g} ms)\n"]
+    for verdict in result.verdicts:
+        label = report.workload_label(verdict.workload, verdict.params)
+        lines.append(f"- **{_escape(label)}**: {_escape(verdict.text)}")
+        for candidate in verdict.candidates:
+            if candidate != verdict.winner:
+                name = report.strategy_label(candidate.strategy, candidate.max_workers)
+                lines.append(f"  - {_escape(name)}: {_escape(candidate.reason)}")
+    return "\n".join(lines) + "\n"
+
+
+def _scenario(result: RunResult) -> str:
+    return f" ({_escape(result.settings.scenario)})" if result.settings.scenario else ""
+
+
+def _lines(lines: Iterable[str]) -> str:
+    return "\n".join(f"{_escape(line)}  " for line in lines) + "\n"
