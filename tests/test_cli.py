@@ -11,18 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from offbench import __version__
+from offbench import __version__, results
+from tests.run_cli import offbench
 
 SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",
          "--warmup", "0.02"]
-
-
-def offbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "offbench", *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd, env=env,
-    )
 
 
 def test_version() -> None:
@@ -66,7 +59,7 @@ def test_json_to_stdout_is_the_only_stdout(tmp_path: Path) -> None:
     done = offbench("run", *SMALL, "-o", "-")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == results.SCHEMA_VERSION
     assert data["complete"] is True
     assert [r["status"] for r in data["results"]] == ["ok"]
     assert "to-thread" in done.stderr  # the table went to stderr
@@ -114,10 +107,9 @@ def test_failed_cells_give_exit_1_and_still_write_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_quick_run_measures_the_whole_default_matrix(tmp_path: Path) -> None:
-    out = tmp_path / "out.json"
-    done = offbench("run", "--quick", "-o", str(out))
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_quick_run_measures_the_whole_default_matrix(quick_runs: tuple[Path, Path]) -> None:
+    out = quick_runs[0]
+    stdout = out.with_suffix(".txt").read_text()
     data = json.loads(out.read_text())
     combos = {(r["workload"], r["strategy"], r["loop"]) for r in data["results"]}
     assert len(combos) == 40
@@ -126,7 +118,7 @@ def test_quick_run_measures_the_whole_default_matrix(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" for r in data["results"])
     assert data["machine"]["default_executor_workers"] >= 1
     for table in ("sleep", "socket", "cpu", "numpy"):
-        assert table in done.stdout
+        assert table in stdout
     winners = {v["workload"]: (v["winner"] or {}).get("strategy") for v in data["verdicts"]}
     assert set(winners) == {"sleep", "socket", "cpu", "numpy"}
     offloads = {"executor-per-call", "default-executor", "to-thread", "process-pool"}
@@ -134,8 +126,8 @@ def test_quick_run_measures_the_whole_default_matrix(tmp_path: Path) -> None:
     assert winners["socket"] in offloads
     if (os.cpu_count() or 1) >= 2:
         assert winners["cpu"] == "process-pool"
-    assert "Verdict" in done.stdout
-    assert "use process-pool" in done.stdout
+    assert "Verdict" in stdout
+    assert "use process-pool" in stdout
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

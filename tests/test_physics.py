@@ -78,3 +78,30 @@ def _socket_params() -> dict[str, object]:
     from offbench.workloads import get
 
     return dict(get("socket").resolve_params({}))
+
+
+def test_window_parts_add_up_and_each_sees_the_blocking() -> None:
+    direct = measure("direct", params={"duration_ms": 20.0})
+    parts = direct.samples
+    assert parts is not None
+    assert len(parts.throughput_ops_s) == 10
+    assert parts.part_s == pytest.approx(0.05, rel=0.01)
+    # Shares of calls add up to the window's count, give or take the calls at its two edges.
+    assert sum(parts.throughput_ops_s) / 10 == pytest.approx(direct.throughput_ops_s, abs=2 / 0.5)
+    # Every 50 ms part holds a 20 ms blocking call, and its probe ticks see it.
+    assert all(lag is not None and lag >= 15.0 for lag in parts.lag_p99_ms)
+    assert all(ms is not None and ms >= 19.0 for ms in parts.op_latency_mean_ms)
+
+    offloaded = measure("to-thread", params={"duration_ms": 20.0}, concurrency=4)
+    assert offloaded.samples is not None
+    # Four overlapping 20 ms sleeps: about 200 calls/s in every part, whatever the part length.
+    assert all(100 < tp < 250 for tp in offloaded.samples.throughput_ops_s)
+    assert all(lag is not None and lag < 15.0 for lag in offloaded.samples.lag_p99_ms)
+
+
+def test_calls_longer_than_a_part_are_shared_out_not_lost() -> None:
+    result = measure("to-thread", params={"duration_ms": 120.0})
+    assert result.samples is not None
+    # 50 ms parts, 120 ms calls: no part completes a call on average, yet each gets ~0.4 of one.
+    assert all(4.0 < tp < 12.0 for tp in result.samples.throughput_ops_s), result.samples
+    assert None in result.samples.op_latency_mean_ms

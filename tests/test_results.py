@@ -52,7 +52,9 @@ def test_every_documented_field_is_in_the_json() -> None:
         (b"", "not an offbench results file"),
         (b"{not json", "not an offbench results file"),
         (b'{"schema_version": 99}', "schema_version 99 is not supported"),
-        (b'{"schema_version": 1, "results": 3}', "malformed results"),
+        (b'{"schema_version": 2, "results": 3}', "malformed results"),
+        (b'{"schema_version": 1}', "schema_version 1 is not supported"),
+        (b'[1, 2]', "not an offbench results file"),
     ],
 )
 def test_bad_files_are_one_line_errors_naming_the_file(data: bytes, message: str) -> None:

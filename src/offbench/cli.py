@@ -268,6 +268,7 @@ def compare(
         )
     if not lag_floor >= 0:
         raise UsageError(f"--lag-floor must be zero or more, got {lag_floor:g}")
+    outputs = _Outputs(json=json_path, markdown=markdown_path)
     if by is not None:
         if by != "loop":
             raise UsageError(f"--by must be 'loop', got {by!r}")
@@ -281,7 +282,6 @@ def compare(
             results.load(base), results.load(new), base_label=str(base), new_label=str(new),
             lag_floor_ms=lag_floor,
         )
-    outputs = _Outputs(json=json_path, markdown=markdown_path)
     outputs.write("json", msgspec.json.format(msgspec.json.encode(comparison), indent=2) + b"\n")
     outputs.write("markdown", markdown.comparison(comparison, fail_on_regression).encode())
     report.print_comparison(comparison, _console(stderr=outputs.to_stdout), fail_on_regression)
@@ -301,8 +301,8 @@ def show(
     ] = None,
 ) -> int:
     """Render a saved results file exactly as 'offbench run' rendered it."""
-    run_result = results.load(path)
     outputs = _Outputs(markdown=markdown_path)
+    run_result = results.load(path)
     outputs.write("markdown", markdown.run(run_result).encode())
     report.print_run(run_result, _console(stderr=outputs.to_stdout))
     outputs.flush_stdout()

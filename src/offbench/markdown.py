@@ -50,9 +50,11 @@ def comparison(found: Comparison, fail_on_regression: float | None = None) -> st
     return "\n".join(parts)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right_from: int = 0) -> str:
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right_from: int | None = None) -> str:
     """Return a GFM table of already escaped cells; columns from ``right_from`` on align right."""
-    align = ["---:" if i >= right_from else ":---" for i in range(len(headers))]
+    align = [
+        "---:" if right_from is not None and i >= right_from else ":---" for i in range(len(headers))
+    ]
     lines = [_row(_escaped(headers)), _row(align), *(_row(r) for r in rows)]
     return "\n".join(lines) + "\n"
 

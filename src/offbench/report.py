@@ -35,7 +35,7 @@ def print_run(run: RunResult, console: Console) -> None:
     if run.verdicts:
         console.print(verdicts(run.verdicts))
         console.print()
-    console.print(summary(run))
+    console.print(summary(run), soft_wrap=True)
 
 
 def workloads_of(run: RunResult) -> list[tuple[str, Params]]:
@@ -335,7 +335,7 @@ def print_comparison(
     for label, pairs in comparison_groups(comparison):
         console.print(comparison_table(comparison, label, pairs))
         console.print()
-    console.print(comparison_summary(comparison, fail_on_regression))
+    console.print(comparison_summary(comparison, fail_on_regression), soft_wrap=True)
 
 
 def comparison_groups(comparison: Comparison) -> list[tuple[str, list[Pair]]]:

@@ -1,0 +1,22 @@
+"""Run the offbench command line in a child process, as a user or CI would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def offbench(*args: str, cwd: Path | None = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m offbench ARGS`` from the repository root, without the caller's COLUMNS.
+
+    Piped output is then 160 columns wide, so no line the tests look for wraps.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    return subprocess.run(
+        [sys.executable, "-m", "offbench", *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd, env=env,
+    )

@@ -1,0 +1,236 @@
+"""offbench compare: matching, significance, regressions and exit codes, on made-up and real runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from offbench import compare, results
+from offbench.results import CellResult, LoopLag, RunResult, Samples
+from tests.run_cli import offbench
+from tests.test_results import sample_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cell(
+    strategy: str = "to-thread",
+    loop: str = "asyncio",
+    throughput: list[float] | None = None,
+    lag: list[float] | None = None,
+    status: str = "ok",
+    params: dict[str, object] | None = None,
+) -> CellResult:
+    tp = throughput or [100.0 + i % 3 for i in range(10)]
+    lags = lag or [1.0 + (i % 4) / 10 for i in range(10)]
+    return CellResult(
+        workload="sleep", params=params or {"duration_ms": 10.0}, strategy=strategy, loop=loop,  # type: ignore[arg-type]
+        concurrency=1, status=status, throughput_ops_s=sum(tp) / len(tp),  # type: ignore[arg-type]
+        loop_lag_ms=LoopLag(p50=0.5, p90=1, p99=max(lags), p999=max(lags), max=max(lags), mean=0.6),
+        samples=Samples(part_s=0.1, throughput_ops_s=tp, lag_p99_ms=list(lags),
+                        op_latency_mean_ms=[10.0] * len(tp)),
+    )
+
+
+def run_of(*cells: CellResult) -> RunResult:
+    return msgspec.structs.replace(sample_run(), results=list(cells))
+
+
+def test_same_cells_compare_as_not_significant() -> None:
+    found = compare.compare(run_of(cell()), run_of(cell()))
+    (p,) = found.pairs
+    assert p.status == "compared"
+    assert p.throughput is not None
+    assert p.throughput.direction == "not significant"
+    assert p.lag_p99 is not None
+    assert p.lag_p99.direction == "not significant"
+    assert compare.regressions(found, 0) == []
+
+
+def test_halved_throughput_is_slower_by_about_half() -> None:
+    slow = cell(throughput=[50.0 + i % 3 for i in range(10)])
+    found = compare.compare(run_of(cell()), run_of(slow))
+    change = found.pairs[0].throughput
+    assert change is not None
+    assert change.direction == "slower"
+    assert change.percent is not None
+    assert -55 < change.percent < -45
+    assert change.low is not None
+    assert change.high is not None
+    assert change.low <= change.percent <= change.high
+    assert [why for _, why in compare.regressions(found, 25)] == [f"throughput {change.percent:+.1f}%"]
+    assert compare.regressions(found, 60) == []
+
+
+def test_more_lag_is_slower_but_only_above_the_floor() -> None:
+    laggier = cell(lag=[1.5 + (i % 4) / 10 for i in range(10)])
+    small = compare.compare(run_of(cell()), run_of(laggier)).pairs[0].lag_p99
+    assert small is not None
+    assert small.direction == "not significant"
+    assert "floor" in small.note
+    counted = compare.compare(run_of(cell()), run_of(laggier), lag_floor_ms=0.1).pairs[0].lag_p99
+    assert counted is not None
+    assert counted.direction == "slower"
+    much = cell(lag=[20.0 + i % 4 for i in range(10)])
+    big = compare.compare(run_of(cell()), run_of(much))
+    assert big.pairs[0].lag_p99 is not None
+    assert big.pairs[0].lag_p99.direction == "slower"
+    assert [why.split()[:3] for _, why in compare.regressions(big, 25)] == [["loop", "lag", "p99"]]
+
+
+def test_less_lag_and_more_throughput_are_faster_never_regressions() -> None:
+    better = cell(throughput=[200.0 + i % 3 for i in range(10)], lag=[0.1] * 10)
+    found = compare.compare(run_of(cell(lag=[30.0 + i for i in range(10)])), run_of(better))
+    p = found.pairs[0]
+    assert p.throughput is not None
+    assert p.throughput.direction == "faster"
+    assert p.lag_p99 is not None
+    assert p.lag_p99.direction == "faster"
+    assert compare.regressions(found, 0) == []
+
+
+def test_a_cell_that_now_fails_is_a_regression_and_one_side_cells_are_listed() -> None:
+    base = run_of(cell(), cell(strategy="process-pool"), cell(strategy="direct"))
+    new = run_of(cell(status="error"), cell(strategy="process-pool"), cell(strategy="default-executor"))
+    found = compare.compare(base, new)
+    statuses = {p.key.strategy: p.status for p in found.pairs}
+    assert statuses == {"to-thread": "now failing", "process-pool": "compared"}
+    assert [k.strategy for k in found.only_base] == ["direct"]
+    assert [k.strategy for k in found.only_new] == ["default-executor"]
+    assert [why for _, why in compare.regressions(found, 1000)] == ["now fails"]
+
+
+def test_a_workload_with_changed_parameters_is_paired_with_a_note() -> None:
+    found = compare.compare(run_of(cell()), run_of(cell(params={"duration_ms": 20.0})))
+    assert len(found.pairs) == 1
+    assert not found.only_base
+    assert not found.only_new
+    assert "sleep: parameters differ, compared duration_ms=10.0 with duration_ms=20.0" in found.notes
+
+
+def test_by_loop_pairs_each_loop_with_the_first() -> None:
+    run = run_of(cell(loop="asyncio"), cell(loop="uvloop", lag=[0.2] * 10), cell("direct", "asyncio"))
+    found = compare.by_loop(run)
+    assert (found.base, found.new, found.by) == ("asyncio", "uvloop", "loop")
+    (p,) = found.pairs
+    assert (p.key.loop, p.new_loop, p.key.strategy) == ("asyncio", "uvloop", "to-thread")
+    assert [k.strategy for k in found.only_base] == ["direct"]
+
+
+def test_differences_of_machine_and_settings_are_noted() -> None:
+    base = run_of(cell())
+    new = msgspec.structs.replace(
+        base, complete=False, machine=msgspec.structs.replace(base.machine, python_version="3.13.0")
+    )
+    notes = compare.compare(base, new, base_label="a.json", new_label="b.json").notes
+    assert "b.json is a partial run (interrupted)" in notes
+    assert "Python differs: 3.11.7 vs 3.13.0" in notes
+
+
+# --- the command, on files -------------------------------------------------------------------
+
+
+def write(path: Path, run: RunResult) -> str:
+    path.write_bytes(results.encode(run))
+    return str(path)
+
+
+def test_exit_codes_follow_the_threshold(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.json", run_of(cell()))
+    slow = write(tmp_path / "slow.json", run_of(cell(throughput=[50.0 + i % 3 for i in range(10)])))
+    assert offbench("compare", base, base, "--fail-on-regression", "10").returncode == 0
+    done = offbench("compare", base, slow, "--fail-on-regression", "10")
+    assert done.returncode == 1, done.stderr
+    assert "regression: sleep (duration_ms=10.0) / to-thread / asyncio / c=1: throughput -" in done.stdout
+    assert offbench("compare", base, slow).returncode == 0, "without a threshold nothing fails"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not an offbench results file"),
+        (b'{"schema_version": 2, "offbench_version": "x"', "not an offbench results file"),
+        (b'{"schema_version": 1, "results": []}', "schema_version 1 is not supported"),
+        (b'{"schema_version": 2, "results": "many"}', "malformed results"),
+        (b"\x89PNG\r\n", "not an offbench results file"),
+    ],
+    ids=["empty", "truncated", "wrong-version", "malformed", "binary"],
+)
+def test_bad_files_exit_2_with_one_line_naming_the_file(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    good = write(tmp_path / "good.json", run_of(cell()))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    for args in ([good, str(bad)], [str(bad), good], [str(bad), "--by", "loop"]):
+        done = offbench("compare", *args)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"offbench: error: {bad}: ")
+        assert message in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "x.json"], "compare needs two files"),
+        (["compare", "x.json", "y.json", "--by", "loop"], "--by loop compares within one file"),
+        (["compare", "x.json", "--by", "strategy"], "--by must be 'loop'"),
+        (["compare", "x.json", "y.json", "--fail-on-regression", "-5"], "--fail-on-regression must be"),
+        (["compare", "missing.json", "missing.json"], "missing.json: cannot read"),
+        (["compare", "a.json", "b.json", "-o", "-", "--markdown", "-"], "only one output can be '-'"),
+        (["show", "missing.json"], "missing.json: cannot read"),
+    ],
+)
+def test_compare_usage_errors(args: list[str], message: str) -> None:
+    done = offbench(*args)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert message in line
+
+
+def test_comparison_json_names_every_pair(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.json", run_of(cell(), cell(loop="uvloop")))
+    done = offbench("compare", base, base, "-o", "-")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert [p["key"]["loop"] for p in data["pairs"]] == ["asyncio", "uvloop"]
+    assert data["pairs"][0]["throughput"]["direction"] == "not significant"
+
+
+# --- acceptance, on real runs ------------------------------------------------------------------
+
+DOUBLED_SLEEP = """
+description = "the sleep workload at twice its default duration"
+[[workloads]]
+name = "sleep"
+duration_ms = 20
+"""
+
+
+@pytest.mark.slow
+def test_real_runs_same_code_passes_doubled_sleep_fails(
+    quick_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = quick_runs
+    same = offbench("compare", str(first), str(second), "--fail-on-regression", "25")
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert "no significant regression beyond 25%" in same.stdout
+
+    scenario = tmp_path / "slow-sleep.toml"
+    scenario.write_text(DOUBLED_SLEEP)
+    slow = tmp_path / "slow.json"
+    done = offbench("run", str(scenario), "--quick", "-o", str(slow))
+    assert done.returncode == 0, done.stderr[-2000:]
+    worse = offbench("compare", str(first), str(slow), "--fail-on-regression", "25", "-o", "-")
+    assert worse.returncode == 1, worse.stderr[-3000:]
+    pairs = json.loads(worse.stdout)["pairs"]
+    sleep_pairs = [p for p in pairs if p["key"]["workload"] == "sleep"]
+    assert len(sleep_pairs) == 20
+    offloaded = [p for p in sleep_pairs if p["key"]["strategy"] != "direct"]
+    # An offloaded 20 ms sleep halves throughput at any concurrency below the pool's size.
+    assert all(p["throughput"]["direction"] == "slower" for p in offloaded), offloaded
+    assert all(-60 < p["throughput"]["percent"] < -35 for p in offloaded)
