@@ -241,8 +241,8 @@ def compare(
     fail_on_regression: Annotated[
         float | None,
         typer.Option("--fail-on-regression", metavar="PCT",
-                     help="Exit 1 if a significant change makes throughput or loop lag p99 worse by "
-                     "more than PCT percent, or a cell that passed now fails."),
+                     help="Exit 1 if a cell that passed now fails, or throughput or loop lag p99 got "
+                     "worse by more than PCT percent across its whole 95% confidence interval."),
     ] = None,
     lag_floor: Annotated[
         float,

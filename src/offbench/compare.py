@@ -85,14 +85,7 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
 
 def key_of(result: CellResult) -> CellKey:
     """Return the cross-run name of ``result``."""
-    return CellKey(
-        workload=result.workload,
-        params=result.params,
-        strategy=result.strategy,
-        max_workers=result.max_workers,
-        loop=result.loop,
-        concurrency=result.concurrency,
-    )
+    return CellKey(**{name: getattr(result, name) for name in CellKey.__struct_fields__})
 
 
 def compare(
