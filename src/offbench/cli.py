@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -203,9 +204,9 @@ def run(
     stopped_by = _StopSignal()
     with stopped_by, RunProgress(_console(stderr=True), live=not _no_color()) as progress:
         run_result = runner.run(run_settings, progress)
-    outputs.write("json", results.encode(run_result))
-    outputs.write("markdown", markdown.run(run_result).encode())
-    outputs.write("pyperf", pyperf_export.dumps(run_result),
+    outputs.write("json", lambda: results.encode(run_result))
+    outputs.write("markdown", lambda: markdown.run(run_result).encode())
+    outputs.write("pyperf", lambda: pyperf_export.dumps(run_result),
                   empty="no cell completed a call, so there is no op latency to export")
     report.print_run(run_result, _console(stderr=outputs.to_stdout))
     outputs.flush_stdout()
@@ -282,8 +283,8 @@ def compare(
             results.load(base), results.load(new), base_label=str(base), new_label=str(new),
             lag_floor_ms=lag_floor,
         )
-    outputs.write("json", msgspec.json.format(msgspec.json.encode(comparison), indent=2) + b"\n")
-    outputs.write("markdown", markdown.comparison(comparison, fail_on_regression).encode())
+    outputs.write("json", lambda: msgspec.json.format(msgspec.json.encode(comparison), indent=2) + b"\n")
+    outputs.write("markdown", lambda: markdown.comparison(comparison, fail_on_regression).encode())
     report.print_comparison(comparison, _console(stderr=outputs.to_stdout), fail_on_regression)
     outputs.flush_stdout()
     failing = fail_on_regression is not None and compare_.regressions(comparison, fail_on_regression)
@@ -303,7 +304,7 @@ def show(
     """Render a saved results file exactly as 'offbench run' rendered it."""
     outputs = _Outputs(markdown=markdown_path)
     run_result = results.load(path)
-    outputs.write("markdown", markdown.run(run_result).encode())
+    outputs.write("markdown", lambda: markdown.run(run_result).encode())
     report.print_run(run_result, _console(stderr=outputs.to_stdout))
     outputs.flush_stdout()
     return EXIT_OK
@@ -336,10 +337,15 @@ class _Outputs:
         for path in self._paths.values():
             results.check_writable(path)
 
-    def write(self, name: str, data: bytes | None, empty: str = "") -> None:
-        """Write ``data`` where ``--name`` asked (a file now, stdout at :meth:`flush_stdout`)."""
+    def write(self, name: str, render: Callable[[], bytes | None], empty: str = "") -> None:
+        """Write what ``render`` makes where ``--name`` asked (a file now, stdout at the end).
+
+        ``render`` runs only if the output was asked for; ``None`` from it means there
+        is nothing to write, and ``empty`` says why.
+        """
         if name not in self._paths and name != self._stdout_name:
             return
+        data = render()
         if data is None:
             print(f"offbench: warning: --{name} not written: {empty}", file=sys.stderr)
         elif name == self._stdout_name:

@@ -308,6 +308,13 @@ def _differences(base: RunResult, new: RunResult, base_label: str, new_label: st
         ("probe interval (ms)", base.settings.probe_interval_ms, new.settings.probe_interval_ms),
     )
     notes.extend(f"{name} differs: {a} vs {b}" for name, a, b in fields if a != b)
+    base_part = base.settings.window_s / base.settings.samples
+    new_part = new.settings.window_s / new.settings.samples
+    if abs(base_part - new_part) > 1e-9:
+        notes.append(
+            f"window parts are {base_part:g} s vs {new_part:g} s long: a part's lag p99 reads lower "
+            "in shorter parts, so lag changes are biased; compare runs with equal window and samples"
+        )
     return notes
 
 
