@@ -73,7 +73,7 @@ def _root(
 def run(
     scenario_name: Annotated[
         str | None,
-        typer.Argument(metavar="[SCENARIO]",
+        typer.Argument(metavar="SCENARIO",
                        help="A scenario TOML file, or a shipped scenario's name (see 'offbench list'). "
                        "Options given here override the file."),
     ] = None,
@@ -232,7 +232,7 @@ def compare(
     base: Annotated[Path, typer.Argument(metavar="BASE.json", help="Results of the baseline run.")],
     new: Annotated[
         Path | None,
-        typer.Argument(metavar="[NEW.json]", help="Results of the candidate run (not with --by)."),
+        typer.Argument(metavar="NEW.json", help="Results of the candidate run (not with --by)."),
     ] = None,
     by: Annotated[
         str | None,
