@@ -81,6 +81,41 @@ def test_more_lag_is_slower_but_only_above_the_floor() -> None:
     assert [why.split()[:3] for _, why in compare.regressions(big, 25)] == [["loop", "lag", "p99"]]
 
 
+def test_the_floor_needs_the_whole_interval_beyond_it() -> None:
+    # Estimate about +6 ms, but the parts are spread so the interval reaches within 5 ms.
+    spread = cell(lag=[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0])
+    change = compare.compare(run_of(cell()), run_of(spread), lag_floor_ms=5.0).pairs[0].lag_p99
+    assert change is not None
+    assert change.percent is not None
+    assert change.percent > 5.0 / 1.2 * 100
+    assert change.direction == "not significant"
+    assert "within the 5 ms floor" in change.note
+    lower = compare.compare(run_of(cell()), run_of(spread), lag_floor_ms=0.5).pairs[0].lag_p99
+    assert lower is not None
+    assert lower.direction == "slower"
+
+
+def test_lag_over_the_budget_in_both_runs_is_shown_but_not_gated(tmp_path: Path) -> None:
+    budget = sample_run().settings.lag_budget_ms
+    over = cell(lag=[2 * budget + i / 10 for i in range(10)])
+    worse = cell(lag=[4 * budget + i / 10 for i in range(10)])
+    found = compare.compare(run_of(over), run_of(worse))
+    change = found.pairs[0].lag_p99
+    assert change is not None
+    assert change.direction == "slower"
+    assert not change.gated
+    assert compare.regressions(found, 25) == []
+    crossing = compare.compare(run_of(cell()), run_of(worse))
+    assert crossing.pairs[0].lag_p99 is not None
+    assert crossing.pairs[0].lag_p99.gated
+    assert len(compare.regressions(crossing, 25)) == 1
+    base, new = write(tmp_path / "a.json", run_of(over)), write(tmp_path / "b.json", run_of(worse))
+    done = offbench("compare", base, new, "--fail-on-regression", "25")
+    assert done.returncode == 0, done.stdout
+    assert "slower*" in done.stdout
+    assert "1 change(s) marked * " in done.stdout
+
+
 def test_less_lag_and_more_throughput_are_faster_never_regressions() -> None:
     better = cell(throughput=[200.0 + i % 3 for i in range(10)], lag=[0.1] * 10)
     found = compare.compare(run_of(cell(lag=[30.0 + i for i in range(10)])), run_of(better))

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +83,17 @@ def test_thread_scoped_setup_runs_once_per_thread(tmp_path: Path) -> None:
     log = tmp_path / "setup.log"
     code, data, err = run("-w", "tests.user_functions:use_token",
                           "--setup", "tests.user_functions:make_token", "-s", "to-thread",
-                          "--max-workers", "2", "-c", "4", *SHORT,
+                          "--max-workers", "2", "-c", "4", "--processes", "2", *SHORT,
                           env={"OFFBENCH_TEST_SETUP_LOG": str(log)})
     assert code == 0, err
     assert data["results"][0]["ops"] > 4
     calls = setup_calls(log)
-    # The worker's main thread (before the loop starts) and at most the pool's 2 threads.
-    assert 2 <= len(calls) <= 3
     assert len(set(calls)) == len(calls)
+    per_worker = Counter(pid for pid, _ in calls)
+    # Each of the cell's 2 worker processes: its main thread (before the loop starts) and
+    # at most the pool's 2 threads.
+    assert len(per_worker) == 2
+    assert all(2 <= n <= 3 for n in per_worker.values()), per_worker
 
 
 def test_process_scoped_setup_runs_once_per_process(tmp_path: Path) -> None:
@@ -97,6 +101,7 @@ def test_process_scoped_setup_runs_once_per_process(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text(
         'strategies = ["to-thread", "process-pool"]\nconcurrency = [4]\nmax_workers = [2]\n'
+        "processes = 2\n"
         '[[workloads]]\nname = "tests.user_functions:use_token"\n'
         'setup = "tests.user_functions:make_token"\nsetup_scope = "process"\n'
     )
@@ -104,5 +109,5 @@ def test_process_scoped_setup_runs_once_per_process(tmp_path: Path) -> None:
     assert code == 0, err
     pids = [pid for pid, _ in setup_calls(log)]
     assert len(pids) == len(set(pids))
-    # One cell worker per strategy, plus the two pool processes.
-    assert len(pids) == 2 + 2
+    # Per strategy, two cell workers one after the other; process-pool's each start 2 more.
+    assert len(pids) == 2 * 2 + 2 * 2

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from offbench.probe import NS_PER_MS, LagRecorder, run_probe, summarize
+from offbench.aggregate import availability
+from offbench.probe import NS_PER_MS, LagRecorder, run_probe
 from offbench.stats import percentile
 
 MS = NS_PER_MS
@@ -39,15 +40,13 @@ def test_negative_lag_counts_as_on_time() -> None:
     assert recorder.samples == [0]
 
 
-def test_summary_availability_counts_stalls_above_threshold() -> None:
+def test_availability_counts_only_stalls_above_threshold() -> None:
     recorder = LagRecorder(interval_ns=MS, stall_threshold_ns=10 * MS)
     recorder.record(5 * MS)
     recorder.record(250 * MS)
-    summary = summarize(recorder, window_s=1.0)
-    assert summary is not None
-    assert summary.stalled_s == pytest.approx(0.25)
-    assert summary.availability == pytest.approx(0.75)
-    assert summary.max == pytest.approx(250.0)
+    assert recorder.stalled_ns == 250 * MS
+    assert availability(recorder.stalled_ns / 1e9, window_s=1.0) == pytest.approx(0.75)
+    assert availability(3.0, window_s=1.0) == 0.0
 
 
 async def _probe_with_stall(stall_s: float, window_s: float) -> LagRecorder:

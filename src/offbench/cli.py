@@ -131,6 +131,13 @@ def run(
                      help=f"Cut each window into K equal parts, each measured alone, for the spread "
                      f"('±') and for 'offbench compare'. Default: {settings.DEFAULT_SAMPLES}."),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option("--processes", metavar="N",
+                     help="Measure each cell in N fresh worker processes, one after the other, "
+                     "sharing the window's parts, so the spread includes process-to-process "
+                     f"differences. Default: {settings.DEFAULT_PROCESSES}."),
+    ] = None,
     setup: Annotated[
         str | None,
         typer.Option("--setup", metavar="MODULE:FUNCTION",
@@ -168,7 +175,8 @@ def run(
     cell_timeout: Annotated[
         float | None,
         typer.Option("--cell-timeout", metavar="SECONDS",
-                     help="Kill a cell's worker after this long. Default: 15 s + 3 × (warm-up + window)."),
+                     help="Kill a cell's worker process after this long. Default: 15 s + 3 × (warm-up + "
+                     "window)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the matrix the run would measure, and stop.")
@@ -186,6 +194,7 @@ def run(
         quick=quick,
         lag_budget_ms=lag_budget,
         samples=samples,
+        processes=processes,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         cell_timeout_s=cell_timeout,
@@ -248,8 +257,9 @@ def compare(
     lag_floor: Annotated[
         float,
         typer.Option("--lag-floor", metavar="MS",
-                     help="Loop lag p99 changes smaller than this are never significant "
-                     "(an idle loop's p99 wanders by about 1 ms run to run)."),
+                     help="Loop lag p99 changes not surely larger than this are never significant: "
+                     "one GIL switch interval by default, what lag p99 wanders by between runs "
+                     "on a busy 2-CPU machine. Use 1 on a quiet one."),
     ] = compare_.DEFAULT_LAG_FLOOR_MS,
     markdown_path: Annotated[
         str | None,

@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from offbench.stats import mean, percentile
-
 NS_PER_MS = 1_000_000
 
 
@@ -69,45 +67,6 @@ class LagRecorder:
     def corrected_count(self) -> int:
         """Number of samples including the back-filled ones."""
         return len(self.samples)
-
-
-@dataclass(frozen=True)
-class LagSummary:
-    """Loop-lag figures of one window, in milliseconds."""
-
-    p50: float
-    p90: float
-    p99: float
-    p999: float
-    max: float
-    mean: float
-    samples: int
-    raw_samples: int
-    stalled_s: float
-    blocked_s: float
-    availability: float
-
-
-def summarize(recorder: LagRecorder, window_s: float) -> LagSummary | None:
-    """Reduce a recorder to percentiles and availability; ``None`` if it saw no tick."""
-    if not recorder.samples:
-        return None
-    values = sorted(v / NS_PER_MS for v in recorder.samples)
-    stalled_s = recorder.stalled_ns / 1e9
-    availability = 1.0 - min(1.0, stalled_s / window_s) if window_s > 0 else 1.0
-    return LagSummary(
-        p50=percentile(values, 50),
-        p90=percentile(values, 90),
-        p99=percentile(values, 99),
-        p999=percentile(values, 99.9),
-        max=values[-1],
-        mean=mean(values),
-        samples=len(values),
-        raw_samples=recorder.raw_count,
-        stalled_s=stalled_s,
-        blocked_s=recorder.blocked_ns / 1e9,
-        availability=availability,
-    )
 
 
 async def run_probe(

@@ -371,13 +371,16 @@ def comparison_row(comparison: Comparison, p: Pair) -> list[str]:
 
 
 def format_change(c: Change) -> str:
-    """Format a change as ``+12.3% [+8.1, +15.0] slower``; ``n.s.`` when not significant."""
+    """Format a change as ``+12.3% [+8.1, +15.0] slower``; ``n.s.`` when not significant.
+
+    A ``*`` marks a significant change that ``--fail-on-regression`` does not count.
+    """
     if c.percent is None:
         return "n/a" + (f" ({c.note})" if c.note else "")
     interval = (
         f" [{_signed(c.low)}, {_signed(c.high)}]" if c.low is not None and c.high is not None else ""
     )
-    word = "n.s." if c.direction == "not significant" else c.direction
+    word = "n.s." if c.direction == "not significant" else c.direction + ("" if c.gated else "*")
     return f"{c.percent:+.1f}%{interval} {word}"
 
 
@@ -436,6 +439,12 @@ def comparison_tally(comparison: Comparison, fail_on_regression: float | None) -
         for key in keys:
             lines.append(f"only in {side}: {_key_text(key)}")
     lines.extend(f"note: {note}" for note in comparison.notes)
+    ungated = sum(not c.gated and c.direction != "not significant" for c in changes)
+    if ungated:
+        lines.append(
+            f"note: {ungated} change(s) marked * are of loop lag over the lag budget in both runs: "
+            "shown, not gated (a strategy over budget is disqualified either way)"
+        )
     if fail_on_regression is not None:
         found = regressions(comparison, fail_on_regression)
         lines.append(

@@ -111,6 +111,9 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     loop_version: str = ""
     details: Params = {}
     worker_pid: int | None = None
+    """The first of the cell's worker processes."""
+    processes: int = 1
+    """How many worker processes measured the cell, one after the other, each a share of the window."""
     worker_start: str = ""
     wall_s: float = 0.0
 

@@ -1,10 +1,12 @@
-"""The orchestrator: runs each cell of the matrix in a fresh worker process and collects results.
+"""The orchestrator: runs each cell of the matrix in fresh worker processes and collects results.
 
 The runner never measures and never prints. It starts what a cell needs outside the
-worker (the socket workload's server), starts the worker, enforces the per-cell
-timeout by killing the worker's whole process group, turns every way a worker can
-end into a :class:`~offbench.results.CellResult`, and tells an :class:`Observer` as
-cells start and finish (the CLI draws progress from that).
+worker (the socket workload's server), starts the cell's worker processes one after
+the other, each for its share of the window, enforces the timeout by killing a
+worker's whole process group, turns every way a worker can end into a
+:class:`~offbench.results.CellResult` (pooling the workers' raw measurements with
+:func:`~offbench.aggregate.cell_result`), and tells an :class:`Observer` as cells
+start and finish (the CLI draws progress from that).
 
 Ctrl-C (``KeyboardInterrupt``) stops the run between or during cells: the cell in
 flight is killed, and the :class:`~offbench.results.RunResult` holds every cell
@@ -21,10 +23,11 @@ from typing import Protocol
 import msgspec
 
 from offbench import __version__, machine, verdict, workloads
+from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
 from offbench.processes import ChildOutcome, run_child
-from offbench.results import CellResult, Failure, RunResult, failed_cell
-from offbench.settings import CellSpec, RunSettings, cells
+from offbench.results import CellResult, RunResult, failed_cell
+from offbench.settings import CellSpec, RunSettings, cells, process_shares
 from offbench.worker import child_main
 
 
@@ -87,50 +90,59 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
 def run_cell(
     cell: CellSpec, timeout_s: float, on_wait: Callable[[], None] | None = None
 ) -> CellResult:
-    """Run one cell in a fresh worker process, inside its workload's fixture.
+    """Measure one cell in fresh worker processes, one after the other, inside its workload's fixture.
 
-    The cell's parameters are completed with the workload's defaults here, so a cell
-    built by hand (in tests, say) needs to name only what differs.
+    ``timeout_s`` applies to each worker process. The first worker that fails fails the
+    cell, and no further one starts. The cell's parameters are completed with the
+    workload's defaults here, so a cell built by hand (in tests, say) needs to name
+    only what differs.
     """
     began = time.monotonic()
+    measured: list[Measurement] = []
+    start_method = ""
     try:
         workload = workloads.get(cell.workload)
         cell = msgspec.structs.replace(cell, params=workload.resolve_params(cell.params))
         with workload.fixture(cell.params) as resources:
             cell = msgspec.structs.replace(cell, resources=resources)
-            outcome = run_child(
-                child_main, msgspec.json.encode(cell), timeout_s, on_wait or (lambda: None)
-            )
+            for share in process_shares(cell):
+                outcome = run_child(
+                    child_main, msgspec.json.encode(share), timeout_s, on_wait or (lambda: None)
+                )
+                start_method = outcome.start_method
+                report = _from_outcome(cell, outcome, timeout_s)
+                if isinstance(report, CellResult):
+                    return _finish(report, start_method, began)
+                measured.append(report)
     except (OffbenchError, OSError, RuntimeError) as exc:
-        return _failed(cell, "error", f"could not set up the cell: {exc}", began)
-    result = _from_outcome(cell, outcome, timeout_s, began)
+        failure = failed_cell(cell, "error", f"could not set up the cell: {exc}")
+        return _finish(failure, start_method, began)
+    return _finish(cell_result(cell, measured), start_method, began)
+
+
+def _finish(result: CellResult, start_method: str, began: float) -> CellResult:
     return msgspec.structs.replace(
-        result, worker_start=outcome.start_method, wall_s=round(time.monotonic() - began, 3)
+        result, worker_start=start_method, wall_s=round(time.monotonic() - began, 3)
     )
 
 
-def _from_outcome(
-    cell: CellSpec, outcome: ChildOutcome, timeout_s: float, began: float
-) -> CellResult:
+def _from_outcome(cell: CellSpec, outcome: ChildOutcome, timeout_s: float) -> Measurement | CellResult:
+    """Return a worker's measurement, or the failed result that says how it ended instead."""
     if outcome.timed_out:
-        return _failed(cell, "timeout", f"no result within {timeout_s:g} s; worker killed", began)
+        return failed_cell(cell, "timeout", f"no result within {timeout_s:g} s; worker killed")
     if outcome.report:
         try:
-            return msgspec.json.decode(outcome.report, type=CellResult)
+            report = msgspec.json.decode(outcome.report, type=WorkerReport)
         except msgspec.DecodeError as exc:
-            return _failed(cell, "error", f"worker sent an unreadable result: {exc}", began)
+            return failed_cell(cell, "error", f"worker sent an unreadable result: {exc}")
+        if report.measurement is not None:
+            return report.measurement
+        if report.failure is not None:
+            return report.failure
     last_line = outcome.output.strip().splitlines()[-1:] or ["no output"]
-    return _failed(
+    return failed_cell(
         cell,
         "error",
         f"worker exited with code {outcome.returncode} before reporting: {last_line[0]}",
-        began,
         traceback=outcome.output or None,
     )
-
-
-def _failed(
-    cell: CellSpec, status: Failure, message: str, began: float, traceback: str | None = None
-) -> CellResult:
-    result = failed_cell(cell, status, message, traceback=traceback)
-    return msgspec.structs.replace(result, wall_s=round(time.monotonic() - began, 3))

@@ -51,6 +51,7 @@ class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cell_timeout_s: float | None = None
     lag_budget_ms: float | None = None
     samples: int | None = None
+    processes: int | None = None
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,6 +159,7 @@ def _choices(raw: ScenarioFile) -> Choices:
         cell_timeout_s=raw.cell_timeout_s,
         lag_budget_ms=raw.lag_budget_ms,
         samples=raw.samples,
+        processes=raw.processes,
     )
 
 

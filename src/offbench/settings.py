@@ -28,6 +28,8 @@ DEFAULT_PROBE_INTERVAL_MS = 1.0
 DEFAULT_STALL_THRESHOLD_MS = 10.0
 DEFAULT_LAG_BUDGET_MS = 10.0
 DEFAULT_SAMPLES = 10
+DEFAULT_PROCESSES = 2
+MAX_PROCESSES = 100
 MAX_SAMPLES = 1000
 MIN_TICKS_PER_SAMPLE = 5
 MAX_CONCURRENCY = 4096
@@ -63,6 +65,7 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     cell_timeout_s: float | None = None
     lag_budget_ms: float | None = None
     samples: int | None = None
+    processes: int | None = None
     quick: bool = False
 
 
@@ -100,6 +103,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     lag_budget_ms: float = DEFAULT_LAG_BUDGET_MS
     samples: int = DEFAULT_SAMPLES
     """Equal consecutive parts the window is cut into, each summarised alone: the spread."""
+    processes: int = 1
+    """Worker processes per cell, one after the other, sharing the window's parts."""
     quick: bool = False
     scenario: str | None = None
     """Where the settings came from: a scenario file's path or a shipped scenario's name."""
@@ -119,7 +124,23 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     probe_interval_ms: float
     stall_threshold_ms: float
     samples: int = DEFAULT_SAMPLES
+    processes: int = 1
     resources: Params = {}
+
+
+def process_shares(cell: CellSpec) -> list[CellSpec]:
+    """Split a cell into what each of its worker processes measures: a run of whole parts.
+
+    The parts keep their length (``window_s / samples``) and are dealt out as evenly as
+    they go, so 10 parts over 3 processes measure 4, 3 and 3 parts' worth.
+    """
+    part_s = cell.window_s / cell.samples
+    base, extra = divmod(cell.samples, cell.processes)
+    counts = [base + (index < extra) for index in range(cell.processes)]
+    return [
+        msgspec.structs.replace(cell, window_s=part_s * count, samples=count, processes=1)
+        for count in counts
+    ]
 
 
 def default_cell_timeout(window_s: float, warmup_s: float) -> float:
@@ -148,6 +169,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     _positive("lag budget", "lag_budget_ms", lag_budget)
     _positive("cell timeout", "cell_timeout_s", timeout)
     samples = _samples(_first(c.samples, DEFAULT_SAMPLES), window, probe_interval)
+    processes = _processes(_first(c.processes, DEFAULT_PROCESSES), samples)
     return RunSettings(
         workloads=_workloads(c.workloads),
         strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
@@ -161,6 +183,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         cell_timeout_s=timeout,
         lag_budget_ms=lag_budget,
         samples=samples,
+        processes=processes,
         quick=quick,
         scenario=scenario,
     )
@@ -179,6 +202,22 @@ def _samples(samples: float, window_s: float, probe_interval_ms: float) -> int:
             key="samples",
         )
     return int(samples)
+
+
+def _processes(processes: float, samples: int) -> int:
+    """Check the number of worker processes per cell: each measures at least one part."""
+    if processes != int(processes) or not 1 <= processes <= MAX_PROCESSES:
+        raise UsageError(
+            f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {processes:g}",
+            key="processes",
+        )
+    if processes > samples:
+        raise UsageError(
+            f"{processes:g} processes cannot share {samples} samples: each process measures at "
+            "least one part of the window; take fewer processes or more samples",
+            key="processes",
+        )
+    return int(processes)
 
 
 def _first(value: float | None, default: float) -> float:
@@ -265,6 +304,7 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             probe_interval_ms=settings.probe_interval_ms,
             stall_threshold_ms=settings.stall_threshold_ms,
             samples=settings.samples,
+            processes=settings.processes,
         )
         for w in settings.workloads
         for strategy in settings.strategies

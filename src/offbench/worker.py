@@ -2,8 +2,9 @@
 
 :func:`measure` prepares the workload, starts the cell's event loop, runs the
 strategy's warm-up and measured window with the responsiveness probe beside the
-workload tasks, and hands a :class:`~offbench.results.CellResult` to ``deliver``
-*before* tearing anything down: a teardown that hangs (a thread stuck in a blocking
+workload tasks, and hands a :class:`~offbench.aggregate.WorkerReport` (the raw
+:class:`~offbench.aggregate.Measurement`, or the failure) to ``deliver`` *before*
+tearing anything down: a teardown that hangs (a thread stuck in a blocking
 call, a pool that will not shut down) can then never lose the measurement.
 
 :func:`child_main` is the entry point in a worker process: it delivers the result
@@ -25,14 +26,15 @@ from dataclasses import dataclass
 import msgspec
 
 from offbench import loops, strategies, workloads
-from offbench.probe import NS_PER_MS, LagRecorder, run_probe, summarize
-from offbench.results import CellResult, LoopLag, OpLatency, Samples, failed_cell, identity
+from offbench.aggregate import Measurement, WorkerReport
+from offbench.probe import NS_PER_MS, LagRecorder, run_probe
+from offbench.results import CellResult, Samples, failed_cell
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
 from offbench.strategies import Strategy
 from offbench.workloads import Params
 
-Deliver = Callable[[CellResult], None]
+Deliver = Callable[[WorkerReport], None]
 clock = time.perf_counter_ns
 
 
@@ -57,7 +59,7 @@ def measure(cell: CellSpec, deliver: Deliver) -> None:
         details = workload.prepare(cell.params)
         fn = workload.make_call(cell.params, cell.resources)
     except Exception as exc:
-        deliver(failed(cell, exc, loop_version=backend.version()))
+        deliver(WorkerReport(failure=failed(cell, exc, loop_version=backend.version())))
         return
     prepare = functools.partial(workload.prepare, cell.params)
     with asyncio.Runner(loop_factory=backend.factory()) as runner:
@@ -79,10 +81,10 @@ async def _measure_on_loop(
         startup_s = time.perf_counter() - began
         window = await _run_window(cell, strategy)
     except Exception as exc:
-        result = failed(cell, exc, loop_version=loop_version, details=details)
+        report = WorkerReport(failure=failed(cell, exc, loop_version=loop_version, details=details))
     else:
-        result = _summarize(cell, window, startup_s, loop_version, details)
-    deliver(result)
+        report = WorkerReport(measurement=_raw(cell, window, startup_s, loop_version, details))
+    deliver(report)
     await strategy.stop()
 
 
@@ -127,37 +129,21 @@ async def _call_until(
     in_flight.pop(caller, None)
 
 
-def _summarize(
+def _raw(
     cell: CellSpec, window: Window, startup_s: float, loop_version: str, details: Params
-) -> CellResult:
-    window_s = (window.end_ns - window.start_ns) / 1e9
-    latencies = sorted(
-        (done - submitted) / NS_PER_MS
-        for submitted, done in window.ops
-        if window.start_ns < done <= window.end_ns
-    )
-    lag = summarize(window.recorder, window_s)
-    return CellResult(
-        **identity(cell),
-        status="ok",
-        ops=len(latencies),
-        elapsed_s=window_s,
-        throughput_ops_s=len(latencies) / window_s,
-        op_latency_ms=OpLatency(
-            p50=percentile(latencies, 50), p99=percentile(latencies, 99), max=latencies[-1]
-        )
-        if latencies
-        else None,
-        loop_lag_ms=LoopLag(
-            p50=lag.p50, p90=lag.p90, p99=lag.p99, p999=lag.p999, max=lag.max, mean=lag.mean
-        )
-        if lag
-        else None,
-        lag_samples=lag.samples if lag else 0,
-        lag_samples_raw=lag.raw_samples if lag else 0,
-        stalled_s=lag.stalled_s if lag else 0.0,
-        blocked_s=lag.blocked_s if lag else 0.0,
-        availability=lag.availability if lag else None,
+) -> Measurement:
+    recorder = window.recorder
+    return Measurement(
+        elapsed_s=(window.end_ns - window.start_ns) / 1e9,
+        latencies_ms=[
+            (done - submitted) / NS_PER_MS
+            for submitted, done in window.ops
+            if window.start_ns < done <= window.end_ns
+        ],
+        lags_ms=[lag / NS_PER_MS for lag in recorder.samples],
+        lag_samples_raw=recorder.raw_count,
+        stalled_s=recorder.stalled_ns / 1e9,
+        blocked_s=recorder.blocked_ns / 1e9,
         samples=_samples(window, cell.samples),
         startup_s=startup_s,
         loop_version=loop_version,
@@ -222,9 +208,9 @@ def child_main(payload: bytes, report_fd: int) -> None:
     # module instead, which is import-safe.
     sys.modules["__main__"] = sys.modules[__name__]
 
-    def deliver(result: CellResult) -> None:
-        with open(report_fd, "wb", closefd=True) as report:
-            report.write(msgspec.json.encode(result))
+    def deliver(report: WorkerReport) -> None:
+        with open(report_fd, "wb", closefd=True) as out:
+            out.write(msgspec.json.encode(report))
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

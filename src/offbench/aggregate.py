@@ -1,0 +1,115 @@
+"""One cell's result from the raw measurements of the worker processes that measured it.
+
+A cell is measured by ``processes`` worker processes in turn, each over its share of
+the window (see :func:`offbench.settings.process_shares`). Each sends back a
+:class:`Measurement`: raw lags and call latencies, not percentiles, because
+percentiles of separate processes cannot be combined. :func:`cell_result` pools
+them: percentiles over every tick and call, sums of counts and times, and the window
+parts of all processes side by side, so the spread of the parts includes the
+difference between processes (a pure-Python CPU cell can settle into a 5 ms or a
+10 ms loop-lag pattern for a process's lifetime; within one process the parts never
+see the other pattern).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from offbench.results import CellResult, LoopLag, OpLatency, Samples, identity
+from offbench.settings import CellSpec
+from offbench.stats import mean, percentile
+from offbench.workloads import Params
+
+
+class Measurement(msgspec.Struct, frozen=True, kw_only=True):
+    """What one worker process measured in its window, raw enough to pool with others."""
+
+    elapsed_s: float
+    latencies_ms: list[float]
+    """Submit-to-result time of each call that completed inside the window."""
+    lags_ms: list[float]
+    """Loop lag of every probe tick, back-filled ones included."""
+    lag_samples_raw: int
+    """Ticks the probe actually took (the rest were back-filled)."""
+    stalled_s: float
+    blocked_s: float
+    samples: Samples
+    startup_s: float
+    loop_version: str
+    details: Params
+    worker_pid: int
+
+
+class WorkerReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a worker process sends back: its measurement, or why the cell failed."""
+
+    measurement: Measurement | None = None
+    failure: CellResult | None = None
+
+
+def cell_result(cell: CellSpec, measured: Sequence[Measurement]) -> CellResult:
+    """Pool the measurements of a cell's worker processes into its result."""
+    first = measured[0]
+    elapsed = sum(m.elapsed_s for m in measured)
+    latencies = sorted(ms for m in measured for ms in m.latencies_ms)
+    lags = sorted(ms for m in measured for ms in m.lags_ms)
+    stalled = sum(m.stalled_s for m in measured)
+    parts = [v for m in measured for v in m.samples.throughput_ops_s]
+    return CellResult(
+        **identity(cell),
+        status="ok",
+        ops=len(latencies),
+        elapsed_s=elapsed,
+        # The parts are of equal length, so their mean is the window's rate with each call
+        # counted by its share inside the window: calls straddling either edge count in
+        # part, and a window not much longer than a call is not biased low.
+        throughput_ops_s=mean(parts),
+        op_latency_ms=op_latency(latencies),
+        loop_lag_ms=loop_lag(lags),
+        lag_samples=len(lags),
+        lag_samples_raw=sum(m.lag_samples_raw for m in measured),
+        stalled_s=stalled,
+        blocked_s=sum(m.blocked_s for m in measured),
+        availability=availability(stalled, elapsed) if lags else None,
+        samples=Samples(
+            part_s=first.samples.part_s,
+            throughput_ops_s=parts,
+            lag_p99_ms=[v for m in measured for v in m.samples.lag_p99_ms],
+            op_latency_mean_ms=[v for m in measured for v in m.samples.op_latency_mean_ms],
+        ),
+        startup_s=mean([m.startup_s for m in measured]),
+        loop_version=first.loop_version,
+        details=first.details,
+        worker_pid=first.worker_pid,
+        processes=len(measured),
+    )
+
+
+def op_latency(ordered_ms: Sequence[float]) -> OpLatency | None:
+    """Return the percentiles of sorted call latencies; ``None`` if no call completed."""
+    if not ordered_ms:
+        return None
+    return OpLatency(
+        p50=percentile(ordered_ms, 50), p99=percentile(ordered_ms, 99), max=ordered_ms[-1]
+    )
+
+
+def loop_lag(ordered_ms: Sequence[float]) -> LoopLag | None:
+    """Return the percentiles of sorted probe lags; ``None`` if the probe never ticked."""
+    if not ordered_ms:
+        return None
+    return LoopLag(
+        p50=percentile(ordered_ms, 50),
+        p90=percentile(ordered_ms, 90),
+        p99=percentile(ordered_ms, 99),
+        p999=percentile(ordered_ms, 99.9),
+        max=ordered_ms[-1],
+        mean=mean(ordered_ms),
+    )
+
+
+def availability(stalled_s: float, window_s: float) -> float:
+    """Return the share of the window the loop was not stalled beyond the threshold."""
+    return 1.0 - min(1.0, stalled_s / window_s) if window_s > 0 else 1.0

@@ -1,0 +1,75 @@
+"""Pooling the raw measurements of a cell's worker processes, and dealing out its window."""
+
+from __future__ import annotations
+
+import pytest
+
+from offbench.aggregate import Measurement, cell_result
+from offbench.results import Samples
+from offbench.settings import CellSpec, process_shares
+
+
+def spec(samples: int = 10, processes: int = 2, window_s: float = 1.0) -> CellSpec:
+    return CellSpec(
+        workload="sleep", params={"duration_ms": 10.0}, strategy="to-thread", loop="asyncio",
+        concurrency=1, window_s=window_s, warmup_s=0.1, probe_interval_ms=1.0,
+        stall_threshold_ms=10.0, samples=samples, processes=processes,
+    )
+
+
+def measured(lags: list[float], latencies: list[float], throughput: list[float], pid: int) -> Measurement:
+    return Measurement(
+        elapsed_s=0.5, latencies_ms=latencies, lags_ms=lags, lag_samples_raw=len(lags) - 1,
+        stalled_s=0.1, blocked_s=0.2,
+        samples=Samples(part_s=0.1, throughput_ops_s=throughput, lag_p99_ms=[max(lags)] * len(throughput),
+                        op_latency_mean_ms=[10.0] * len(throughput)),
+        startup_s=0.002 * pid, loop_version="asyncio 3.11", details={"max_workers": 6}, worker_pid=pid,
+    )
+
+
+@pytest.mark.parametrize(
+    ("samples", "processes", "counts"),
+    [(10, 2, [5, 5]), (10, 3, [4, 3, 3]), (7, 1, [7]), (4, 4, [1, 1, 1, 1])],
+)
+def test_processes_share_the_parts_and_the_window_evenly(
+    samples: int, processes: int, counts: list[int]
+) -> None:
+    shares = process_shares(spec(samples, processes))
+    assert [s.samples for s in shares] == counts
+    assert all(s.processes == 1 for s in shares)
+    assert sum(s.window_s for s in shares) == pytest.approx(1.0)
+    assert {round(s.window_s / s.samples, 9) for s in shares} == {round(1.0 / samples, 9)}
+
+
+def test_pooled_figures_come_from_every_process() -> None:
+    low = measured([0.0, 1.0, 2.0], [10.0, 11.0], [100.0] * 5, pid=1)
+    high = measured([50.0, 60.0, 70.0], [30.0, 31.0, 32.0], [80.0] * 5, pid=2)
+    result = cell_result(spec(), [low, high])
+    assert result.ok
+    assert result.processes == 2
+    assert result.worker_pid == 1
+    assert result.ops == 5
+    assert result.elapsed_s == pytest.approx(1.0)
+    assert result.throughput_ops_s == pytest.approx(90.0)
+    assert result.samples is not None
+    assert result.samples.throughput_ops_s == [100.0] * 5 + [80.0] * 5
+    assert result.loop_lag_ms is not None
+    assert result.loop_lag_ms.max == 70.0
+    assert result.loop_lag_ms.p50 == pytest.approx(26.0)  # median of 0, 1, 2, 50, 60, 70
+    assert result.op_latency_ms is not None
+    assert result.op_latency_ms.p50 == 30.0
+    assert result.lag_samples == 6
+    assert result.lag_samples_raw == 4
+    assert result.stalled_s == pytest.approx(0.2)
+    assert result.availability == pytest.approx(0.8)
+    assert result.startup_s == pytest.approx(0.003)
+
+
+def test_one_process_pools_to_its_own_figures() -> None:
+    only = measured([1.0, 2.0, 3.0, 4.0], [10.0], [100.0, 90.0], pid=7)
+    result = cell_result(spec(samples=2, processes=1), [only])
+    assert result.processes == 1
+    assert result.throughput_ops_s == pytest.approx(95.0)
+    assert result.loop_lag_ms is not None
+    assert result.loop_lag_ms.p50 == pytest.approx(2.5)
+    assert result.loop_lag_ms.mean == pytest.approx(2.5)
