@@ -21,3 +21,10 @@ def use_token(token: str) -> None:
     """Check that the setup's result arrives as the first argument."""
     if token != "token":
         raise ValueError(f"expected the setup's token, got {token!r}")
+
+
+def leave_a_loop() -> None:
+    """Set a new event loop for the calling thread and leave it there (a side effect to detect)."""
+    import asyncio
+
+    asyncio.set_event_loop(asyncio.new_event_loop())

@@ -8,6 +8,7 @@ out; 2 bad input (one line on stderr, never a traceback); 130 interrupted by Ctr
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import sys
 from collections.abc import Callable
@@ -37,6 +38,10 @@ from offbench import compare as compare_
 from offbench import schema as schema_
 from offbench.errors import OffbenchError, UsageError
 from offbench.progress import RunProgress
+from offbench.semantics import CheckReport
+from offbench.semantics import check as semantics_check
+from offbench.semantics import table as semantics_table
+from offbench.workloads import user
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -138,6 +143,12 @@ def run(
                      "sharing the window's parts, so the spread includes process-to-process "
                      f"differences. Default: {settings.DEFAULT_PROCESSES}."),
     ] = None,
+    semantics: Annotated[
+        bool,
+        typer.Option("--semantics/--no-semantics",
+                     help="After measuring, run 'offbench check' for the run's strategies and loops "
+                     "(about 1 s each), store it as \"semantics\" and warn in the verdict."),
+    ] = True,
     setup: Annotated[
         str | None,
         typer.Option("--setup", metavar="MODULE:FUNCTION",
@@ -195,6 +206,7 @@ def run(
         lag_budget_ms=lag_budget,
         samples=samples,
         processes=processes,
+        semantics=semantics,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         cell_timeout_s=cell_timeout,
@@ -299,6 +311,62 @@ def compare(
     outputs.flush_stdout()
     failing = fail_on_regression is not None and compare_.regressions(comparison, fail_on_regression)
     return EXIT_FAILED_CELLS if failing else EXIT_OK
+
+
+@app.command()
+def check(
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option("-s", "--strategy", metavar="NAME",
+                     help=f"Strategy to check, repeatable: {', '.join(strategies.names())}. "
+                     "Default: all."),
+    ] = None,
+    loop: Annotated[
+        list[str] | None,
+        typer.Option("-l", "--loop", metavar="NAME", help="Event loop, repeatable. Default: all installed."),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option("-w", "--workload", metavar="MODULE:FUNCTION",
+                     help="Your function (called with no arguments) for the experiments that can "
+                     "use it: where it runs, worker reuse, loop side effects, pure-Python "
+                     "parallelism."),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("-o", "--json", metavar="PATH",
+                     help="Also write the findings as JSON ('-' = stdout, and then nothing else there)."),
+    ] = None,
+) -> int:
+    """Find out, by experiment, what each strategy does to your program's semantics.
+
+    Columns (✓ = yes): contextvars: a context variable set in the calling task is visible
+    in the function. loop thread-locals: thread-local state of the loop thread is
+    visible. runs on: the loop thread, another thread or another process. workers
+    reused: repeated calls reuse threads/processes (per-call cost shown). no loop side
+    effects: no event loop replaced or left set. exception + traceback: the caller gets
+    the exception's type and the callee's frames. cancel stops it: asyncio.timeout stops
+    the blocking call. args shared: arguments are the caller's objects, nothing must
+    pickle. parallel: speed-up of two calls at once over two in a row (✓ from 1.4×).
+    asyncio.run exits promptly: with a call still running at the end.
+    """
+    if workload is not None:
+        user.check_target(workload, "-w")
+    chosen = settings.build_settings(settings.Choices(strategies=strategy, loops=loop))
+    outputs = _Outputs(json=json_path)
+    console = _console(stderr=True)
+    found = []
+    for name in chosen.strategies:
+        for loop_name in chosen.loops:
+            console.print(f"checking {name} on {loop_name}", style="dim", highlight=False)
+            found.append(semantics_check.check_one(
+                semantics_check.CheckSpec(strategy=name, loop=loop_name, target=workload)))
+    outputs.write("json", lambda: msgspec.json.format(msgspec.json.encode(CheckReport(
+        offbench_version=__version__, python_version=platform.python_version(), semantics=found,
+    )), indent=2) + b"\n")
+    _console(stderr=outputs.to_stdout).print(semantics_table.tables(found))
+    outputs.flush_stdout()
+    return EXIT_OK if not any(s.error for s in found) else EXIT_FAILED_CELLS
 
 
 @app.command()

@@ -88,6 +88,7 @@ def _verdicts(result: RunResult) -> str:
     for verdict in result.verdicts:
         label = report.workload_label(verdict.workload, verdict.params)
         lines.append(f"- **{_escape(label)}**: {_escape(verdict.text)}")
+        lines.extend(f"  - ⚠ {_escape(warning)}" for warning in verdict.warnings)
         for candidate in verdict.candidates:
             if candidate != verdict.winner:
                 name = report.strategy_label(candidate.strategy, candidate.max_workers)

@@ -76,3 +76,10 @@ class RunProgress:
     def waiting(self) -> None:
         """Redraw the elapsed time and ETA while a cell runs."""
         self.progress.refresh()
+
+    def checking(self, strategy: str, loop: str) -> None:
+        """Show which strategy's semantics are being checked; without a terminal, log it."""
+        self.progress.update(self.task, description=escape(f"semantics · {strategy} · {loop}"))
+        self.progress.refresh()
+        if not self.live:
+            self.console.print(f"checking semantics: {strategy} on {loop}", markup=False)

@@ -207,6 +207,8 @@ def verdicts(found: Iterable[Verdict]) -> Text:
     for verdict in found:
         text.append(f"  {workload_label(verdict.workload, verdict.params)}: ", style="bold")
         text.append(f"{verdict.text}\n", style="green" if verdict.winner else "red")
+        for warning in verdict.warnings:
+            text.append(f"    ⚠ {warning}\n", style="yellow")
         for candidate in verdict.candidates:
             if candidate == verdict.winner:
                 continue
@@ -219,7 +221,7 @@ def verdicts(found: Iterable[Verdict]) -> Text:
 def plan(settings: RunSettings) -> Text:
     """Return what a run of ``settings`` would measure, and roughly how long it would take."""
     matrix = cells(settings)
-    per_cell = settings.warmup_s + settings.window_s + CELL_OVERHEAD_S
+    per_cell = settings.processes * (settings.warmup_s + CELL_OVERHEAD_S) + settings.window_s
     text = Text()
     source = f" from {settings.scenario}" if settings.scenario else ""
     text.append(f"{len(matrix)} cells{source}, about {len(matrix) * per_cell:.0f} s\n", style="bold")

@@ -17,6 +17,7 @@ from typing import Literal, TypedDict
 import msgspec
 
 from offbench.errors import UsageError
+from offbench.semantics import StrategySemantics
 from offbench.settings import CellSpec, RunSettings
 from offbench.workloads import Params
 
@@ -186,6 +187,8 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     winner: Candidate | None
     text: str
     candidates: list[Candidate]
+    warnings: list[str] = []
+    """What the winner does to the program's semantics that the caller should know (``semantics``)."""
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -200,6 +203,8 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     settings: RunSettings
     results: list[CellResult]
     verdicts: list[Verdict] = []
+    semantics: list[StrategySemantics] = []
+    """What each strategy does to a program's semantics on each loop (``offbench check``)."""
 
 
 def encode(run: RunResult) -> bytes:

@@ -27,6 +27,8 @@ from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
 from offbench.processes import ChildOutcome, run_child
 from offbench.results import CellResult, RunResult, failed_cell
+from offbench.semantics import StrategySemantics
+from offbench.semantics.check import CheckSpec, check_one
 from offbench.settings import CellSpec, RunSettings, cells, process_shares
 from offbench.worker import child_main
 
@@ -43,6 +45,9 @@ class Observer(Protocol):
     def waiting(self) -> None:
         """Take a moment, a few times a second while a cell runs (e.g. to refresh a display)."""
 
+    def checking(self, strategy: str, loop: str) -> None:
+        """Note that the semantic experiments for ``strategy`` on ``loop`` are about to run."""
+
 
 class NullObserver:
     """An observer that ignores everything."""
@@ -56,6 +61,9 @@ class NullObserver:
     def waiting(self) -> None:
         """Ignore."""
 
+    def checking(self, strategy: str, loop: str) -> None:
+        """Ignore."""
+
 
 def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
     """Measure every cell of ``settings``; return the results, partial if interrupted."""
@@ -65,6 +73,7 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
     info = machine.describe()
     matrix = cells(settings)
     results: list[CellResult] = []
+    found: list[StrategySemantics] = []
     complete = False
     try:
         for index, cell in enumerate(matrix):
@@ -72,6 +81,12 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
             result = run_cell(cell, settings.cell_timeout_s, observer.waiting)
             results.append(result)
             observer.cell_finished(index, len(matrix), result)
+        if settings.semantics:
+            for strategy in settings.strategies:
+                for loop in settings.loops:
+                    observer.checking(strategy, loop)
+                    spec = CheckSpec(strategy=strategy, loop=loop)
+                    found.append(check_one(spec, observer.waiting))
         complete = True
     except KeyboardInterrupt:
         pass
@@ -83,7 +98,8 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
         machine=info,
         settings=settings,
         results=results,
-        verdicts=verdict.decide(results, settings.lag_budget_ms),
+        verdicts=verdict.decide(results, settings.lag_budget_ms, found),
+        semantics=found,
     )
 
 

@@ -66,6 +66,7 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     lag_budget_ms: float | None = None
     samples: int | None = None
     processes: int | None = None
+    semantics: bool | None = None
     quick: bool = False
 
 
@@ -105,6 +106,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Equal consecutive parts the window is cut into, each summarised alone: the spread."""
     processes: int = 1
     """Worker processes per cell, one after the other, sharing the window's parts."""
+    semantics: bool = False
+    """Run ``offbench check``'s experiments for the run's strategies and loops, for the verdict."""
     quick: bool = False
     scenario: str | None = None
     """Where the settings came from: a scenario file's path or a shipped scenario's name."""
@@ -184,6 +187,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         lag_budget_ms=lag_budget,
         samples=samples,
         processes=processes,
+        semantics=c.semantics is not False,
         quick=quick,
         scenario=scenario,
     )

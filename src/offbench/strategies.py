@@ -53,6 +53,10 @@ class Strategy(ABC):
         self.fn = fn
         return {}
 
+    def bind(self, fn: Call) -> None:
+        """Make later calls run ``fn``: one started strategy can then serve several functions."""
+        self.fn = fn
+
     @abstractmethod
     async def call(self) -> object:
         """Run ``fn`` once and return its result, however this strategy does it."""

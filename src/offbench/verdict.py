@@ -14,9 +14,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from offbench import strategies
 from offbench.report import format_ms, format_rate, strategy_label
 from offbench.results import Candidate, CellResult, Judgement, Verdict
+from offbench.semantics import StrategySemantics, caveats, experiments
 from offbench.workloads import Params
 
 BLOCKED_SHARE = 0.5
@@ -48,11 +51,23 @@ class _Entry:
     qualified: bool
 
 
-def decide(results: Sequence[CellResult], lag_budget_ms: float) -> list[Verdict]:
-    """Return one verdict per workload and parameter set, in order of first appearance."""
-    return [
+def decide(
+    results: Sequence[CellResult], lag_budget_ms: float, found: Sequence[StrategySemantics] = ()
+) -> list[Verdict]:
+    """Return one verdict per workload and parameter set, in order of first appearance.
+
+    ``found`` (the run's semantics) adds warnings about the winner: the experiments it
+    answered no to that have a caveat, e.g. context variables lost.
+    """
+    verdicts = [
         _verdict(workload, params, cells, lag_budget_ms)
         for workload, params, cells in _by_workload(results)
+    ]
+    caveat_of = {e.name: e.caveat for e in experiments.REGISTRY.values()}
+    return [
+        msgspec.structs.replace(v, warnings=caveats(v.winner.strategy, list(found), caveat_of))
+        if v.winner and found else v
+        for v in verdicts
     ]
 
 

@@ -1,0 +1,464 @@
+"""The experiments of ``offbench check``: each asks one question and answers it by running code.
+
+An experiment is one small class registered by name with :func:`register`. It gets a
+:class:`Lab` (a started strategy on a running loop) and returns a
+:class:`~offbench.semantics.Finding`. Experiments that need a loop of their own
+(``shutdown`` times ``asyncio.Runner`` itself) set ``own_loop`` and implement
+:meth:`Experiment.run_alone` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import tempfile
+import threading
+import time
+import traceback
+from abc import ABC
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from offbench.loops import LoopFactory
+from offbench.semantics import Finding
+from offbench.semantics import callees as c
+from offbench.strategies import Call, Strategy
+
+MIN_SPEEDUP = 1.4
+"""Two calls at once finishing this much faster than one after the other count as parallel (2.0 is ideal)."""
+PROMPT_EXIT_S = 0.05
+"""``asyncio.run`` returning later than this after the main coroutine counts as waiting."""
+BLOCK_S = 0.2
+"""How long the cancellation and shutdown experiments' calls block."""
+
+
+@dataclass
+class Lab:
+    """A started strategy on the running loop, through which experiments call their functions."""
+
+    strategy: Strategy
+    new_strategy: Callable[[], Strategy]
+    """Make a fresh, unstarted instance of the same strategy (for experiments that time start-up)."""
+    target: Call | None
+    """The user's function when checking one (``offbench check -w module:function``)."""
+
+    async def call(self, fn: Call) -> object:
+        """Run ``fn`` once through the strategy and return its result."""
+        self.strategy.bind(fn)
+        return await self.strategy.call()
+
+
+class Experiment(ABC):
+    """One question about a strategy's semantics, answered by running code."""
+
+    name: ClassVar[str]
+    column: ClassVar[str]
+    """Short header of its column in ``offbench check``'s table."""
+    question: ClassVar[str]
+    """The yes/no question ``Finding.holds`` answers."""
+    uses_target: ClassVar[bool] = False
+    """Calls the user's function instead of a built-in one when ``-w`` gives one."""
+    own_loop: ClassVar[bool] = False
+    caveat: ClassVar[str] = ""
+    """What a run's verdict warns about a winning strategy whose answer is no; empty: no warning."""
+
+    async def run(self, lab: Lab) -> Finding:
+        """Run the experiment in ``lab``."""
+        raise NotImplementedError
+
+    def run_alone(self, strategy: Callable[[], Strategy], loop_factory: LoopFactory) -> Finding:
+        """Run the experiment on loops of its own (``own_loop`` experiments)."""
+        raise NotImplementedError
+
+    def found(self, holds: bool | None, value: str, why: str = "", **extra: object) -> Finding:
+        """Return this experiment's finding; ``why`` explains a no."""
+        return Finding(experiment=self.name, holds=holds, value=value, why=why if not holds else "",
+                       **extra)  # type: ignore[arg-type]
+
+
+REGISTRY: dict[str, Experiment] = {}
+E = TypeVar("E", bound=type[Experiment])
+
+
+def register(cls: E) -> E:
+    """Class decorator: add the experiment to ``offbench check`` under its ``name``."""
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def names() -> list[str]:
+    """Return the experiments' names in table order."""
+    return list(REGISTRY)
+
+
+async def in_task(coro: Awaitable[object]) -> object:
+    """Await ``coro`` in a task of its own, as a request handler calling the strategy would."""
+    return await asyncio.ensure_future(coro)
+
+
+@register
+class ContextVars(Experiment):
+    """Ask whether a ``contextvars.ContextVar`` set in the calling task reaches the function."""
+
+    name = "context"
+    caveat = "context variables set in the calling task are lost: use to-thread or copy the context"
+    column = "contextvars"
+    question = "a context variable set in the calling task is visible in the function"
+
+    async def run(self, lab: Lab) -> Finding:
+        """Set the variable in a task, read it in the callee."""
+        async def caller() -> object:
+            c.CONTEXT_VAR.set(c.MARK)
+            return await lab.call(c.read_context)
+
+        seen = await in_task(caller())
+        return self.found(
+            seen == c.MARK, "copied" if seen == c.MARK else "lost",
+            "the function runs outside the task's context: context variables (request ids, "
+            "tracing spans) read their defaults; use to-thread or contextvars.copy_context().run",
+        )
+
+
+@register
+class ThreadLocals(Experiment):
+    """Ask whether ``threading.local`` state of the loop thread is visible to the function."""
+
+    name = "thread_locals"
+    column = "loop thread-locals"
+    question = "thread-local state set on the loop thread is visible in the function"
+
+    async def run(self, lab: Lab) -> Finding:
+        """Mark a thread-local on the loop thread, read it in the callee."""
+        c.THREAD_STATE.mark = c.MARK
+        try:
+            seen = await lab.call(c.read_thread_local)
+        finally:
+            del c.THREAD_STATE.mark
+        return self.found(
+            seen == c.MARK, "visible" if seen == c.MARK else "hidden",
+            "the function runs on another thread or process: thread-locals of the loop thread "
+            "(a DB connection, a cached client) are not there; pass what it needs as arguments",
+        )
+
+
+@register
+class RunsOn(Experiment):
+    """Ask where the function runs: the loop's thread, another thread, another process."""
+
+    name = "runs_on"
+    column = "runs on"
+    question = "the function runs on the event loop's thread"
+    uses_target = True
+
+    async def run(self, lab: Lab) -> Finding:
+        """Compare the callee's process and thread with the loop's."""
+        probe: Call = c.identity if lab.target is None else functools.partial(
+            c.call_then, lab.target, c.identity)
+        found = await lab.call(probe)
+        assert isinstance(found, tuple)
+        pid, thread, _ = found
+        if pid != os.getpid():
+            where = "process"
+        else:
+            where = "loop thread" if thread == threading.get_ident() else "thread"
+        return self.found(where == "loop thread", where, "")
+
+
+@register
+class Reuse(Experiment):
+    """Ask whether workers are reused across calls, and measure what a call (and the first) costs."""
+
+    name = "reuse"
+    caveat = "creates a worker for every call: reuse one pool"
+    column = "workers reused"
+    question = "repeated calls reuse threads or processes instead of creating them"
+    uses_target = True
+    calls = 8
+
+    async def run(self, lab: Lab) -> Finding:
+        """Call a fresh instance of the strategy repeatedly; count distinct worker identities."""
+        fresh = lab.new_strategy()
+        probe: Call = c.identity if lab.target is None else functools.partial(
+            c.call_then, lab.target, c.identity)
+        began = time.perf_counter()
+        await fresh.start(probe, c.noop)
+        started = time.perf_counter()
+        try:
+            seen = [await fresh.call()]
+            first = time.perf_counter()
+            for _ in range(self.calls - 1):
+                seen.append(await fresh.call())
+            done = time.perf_counter()
+        finally:
+            await fresh.stop()
+        workers = len({_token(found) for found in seen})
+        per_call_us = (done - first) / (self.calls - 1) * 1e6
+        cost = f"start {_ms(started - began)}, 1st call {_ms(first - started)}, then {per_call_us:.0f} µs"
+        reused = workers < self.calls
+        return self.found(
+            reused, "reused" if reused else "per call",
+            "every call creates (and joins) a new worker, and pays for it each time; "
+            "reuse one pool, or use to-thread",
+            measured=per_call_us, unit="µs/call", detail=f"{workers} workers for {self.calls} calls; {cost}",
+        )
+
+
+def _token(identity: object) -> str:
+    assert isinstance(identity, tuple)
+    return str(identity[2])
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds >= 0.001 else f"{seconds * 1e6:.0f} µs"
+
+
+@register
+class LoopSideEffects(Experiment):
+    """Ask whether calling through the strategy creates or replaces an event loop anywhere."""
+
+    name = "loop_effects"
+    caveat = "leaves an event loop set or replaced as a side effect"
+    column = "no loop side effects"
+    question = "the call leaves event loops alone: none replaced here, none left set in the worker"
+    uses_target = True
+
+    async def run(self, lab: Lab) -> Finding:
+        """Check the loop thread's current loop, and what the callee's thread has set, after a call."""
+        before = c.current_loop()
+        probe: Call = c.loop_state if lab.target is None else functools.partial(
+            c.call_then, lab.target, c.loop_state)
+        state = await lab.call(probe)
+        assert isinstance(state, tuple)
+        on_loop_thread, callee_set = state
+        replaced = c.current_loop() is not before
+        effects = []
+        if replaced:
+            effects.append("replaced")
+        if callee_set and not on_loop_thread:
+            effects.append("left set")
+        return self.found(
+            not effects, ", ".join(effects) or "none",
+            "a loop is replaced on the loop thread, or left set in the worker's thread: code there "
+            "that calls asyncio.get_event_loop() gets a loop nobody runs or closes",
+        )
+
+
+@register
+class Exceptions(Experiment):
+    """Ask whether an exception in the function reaches the awaiting task with type and traceback."""
+
+    name = "exceptions"
+    caveat = "exceptions lose their type or the callee's traceback"
+    column = "exception + traceback"
+    question = "an exception in the function reaches the awaiting task with its type and traceback"
+
+    async def run(self, lab: Lab) -> Finding:
+        """Raise ``ValueError`` two frames deep in the callee; inspect what the caller gets."""
+        try:
+            await lab.call(c.raise_error)
+        except Exception as exc:
+            text = "".join(traceback.format_exception(exc))
+            kept_type = isinstance(exc, ValueError)
+            kept_frames = "_deep" in text
+            holds = kept_type and kept_frames
+            value = "kept" if holds else (
+                f"{type(exc).__name__}" + ("" if kept_frames else ", no frames"))
+            return self.found(holds, value,
+                              "the caller gets a different exception or loses the callee's frames")
+        return self.found(False, "nothing raised", "the exception never reached the caller")
+
+
+@register
+class Cancellation(Experiment):
+    """Ask whether cancelling the awaiting task (or ``asyncio.timeout``) stops the blocking call."""
+
+    name = "cancel"
+    caveat = "a timeout does not stop the blocking call: it runs on and its result is discarded"
+    column = "cancel stops it"
+    question = "asyncio.timeout on the awaiting task stops the blocking call"
+
+    async def run(self, lab: Lab) -> Finding:
+        """Time out a 0.2 s call after 20 ms; see whether it still runs to its end."""
+        with tempfile.TemporaryDirectory(prefix="offbench-check-") as tmp:
+            marker = Path(tmp, "finished")
+            began = time.perf_counter()
+            timed_out = False
+            try:
+                async with asyncio.timeout(0.02):
+                    await in_task(lab.call(functools.partial(c.sleep_then_touch, str(marker), BLOCK_S)))
+            except TimeoutError:
+                timed_out = True
+            returned = time.perf_counter() - began
+            deadline = time.monotonic() + BLOCK_S * 5
+            while not marker.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            ran_on = marker.exists()
+        if not timed_out or returned >= BLOCK_S * 0.9:
+            return self.found(False, "blocks the loop",
+                              "the loop is blocked until the call returns (it runs on the loop, or "
+                              "a per-call pool's shutdown joins its thread), so the timeout acts "
+                              "only afterwards")
+        return self.found(
+            not ran_on, "runs on" if ran_on else "stops",
+            "the caller gets TimeoutError at once, but the blocking call runs on to its end in "
+            "the worker and its result is thrown away; make the function itself stop (a flag, "
+            "a socket timeout)",
+        )
+
+
+@register
+class Arguments(Experiment):
+    """Ask whether arguments are shared with the function or copied, and whether they must pickle."""
+
+    name = "arguments"
+    caveat = "arguments and results are pickled copies (mutations are not seen; they must pickle)"
+    column = "args shared"
+    question = "the function gets the caller's objects (mutations visible), nothing needs to pickle"
+
+    async def run(self, lab: Lab) -> Finding:
+        """Pass a list the callee appends to; then pass a lambda, which cannot pickle."""
+        items: list[str] = []
+        returned = await lab.call(functools.partial(c.append_to, items))
+        shared = bool(items) and returned is items
+        try:
+            await lab.call(functools.partial(c.accept, lambda: None))
+            pickles = False
+        except Exception:
+            pickles = True
+        value = "shared" if shared else "copied"
+        if pickles:
+            value += ", pickled"
+        return self.found(
+            shared and not pickles, value,
+            "arguments and results are pickled copies: the caller never sees the function's "
+            "mutations, and lambdas, locks, sockets, open files cannot be passed",
+        )
+
+
+class _Parallel(Experiment):
+    """Ask whether two calls at once finish faster than one after the other."""
+
+    work: ClassVar[str]
+
+    def job(self, lab: Lab) -> Call:
+        """Return the function two calls of which are timed."""
+        raise NotImplementedError
+
+    async def run(self, lab: Lab) -> Finding:
+        """Time one call and two concurrent calls (best of three each); report the speed-up."""
+        job = self.job(lab)
+        await lab.call(job)  # warm: pools start their workers, code gets imported
+        one = two = float("inf")
+        for _ in range(3):
+            began = time.perf_counter()
+            await lab.call(job)
+            one = min(one, time.perf_counter() - began)
+            began = time.perf_counter()
+            await asyncio.gather(in_task(lab.call(job)), in_task(lab.call(job)))
+            two = min(two, time.perf_counter() - began)
+        speedup = 2 * one / two
+        cpus = os.cpu_count() or 1
+        if cpus < 2:
+            return self.found(None, f"{speedup:.2f}× (1 CPU)", measured=speedup, unit="×")
+        return self.found(
+            speedup >= MIN_SPEEDUP, f"{speedup:.2f}×",
+            f"two calls at once take about as long as two in a row: {self.work} lets one call "
+            "run at a time",
+            measured=speedup, unit="×",
+        )
+
+
+def _calibrated(fn: Callable[[int], object], start: int, seconds: float) -> int:
+    """Return the argument of ``fn`` that makes one call take about ``seconds``."""
+    n = start
+    while True:
+        began = time.perf_counter()
+        fn(n)
+        took = time.perf_counter() - began
+        if took >= seconds / 4 or n > 1 << 30:
+            return max(1, int(n * seconds / max(took, 1e-6)))
+        n *= 4
+
+
+@functools.cache
+def _spin_iterations() -> int:
+    return _calibrated(c.spin, 10_000, 0.04)
+
+
+@functools.cache
+def _hash_rounds() -> int:
+    return _calibrated(functools.partial(c.hash_blocks, 1 << 20), 1, 0.04)
+
+
+@register
+class ParallelPython(_Parallel):
+    """Ask whether pure-Python work (holding the GIL) runs in parallel through the strategy."""
+
+    name = "parallel_python"
+    column = "parallel, pure Python"
+    question = "two pure-Python calls at once finish at least 1.4× faster than in a row"
+    uses_target = True
+    work = "the GIL"
+
+    def job(self, lab: Lab) -> Call:
+        """Return a calibrated ~40 ms pure-Python loop, or the user's function."""
+        return lab.target or functools.partial(c.spin, _spin_iterations())
+
+
+@register
+class ParallelReleased(_Parallel):
+    """Ask whether GIL-releasing work (hashing a large buffer) runs in parallel through the strategy."""
+
+    name = "parallel_released"
+    column = "parallel, GIL released"
+    question = "two GIL-releasing calls at once finish at least 1.4× faster than in a row"
+    work = "the strategy"
+
+    def job(self, lab: Lab) -> Call:
+        """Return a calibrated ~40 ms of SHA-256 over 1 MiB buffers (hashlib releases the GIL)."""
+        return functools.partial(c.hash_blocks, 1 << 20, _hash_rounds())
+
+
+@register
+class Shutdown(Experiment):
+    """Ask whether a blocking call still running at the end delays ``asyncio.run``'s return."""
+
+    name = "shutdown"
+    caveat = "asyncio.run waits at exit for calls still running"
+    column = "asyncio.run exits promptly"
+    question = "asyncio.run returns promptly while a blocking call is still running"
+    own_loop = True
+
+    def run_alone(self, strategy: Callable[[], Strategy], loop_factory: LoopFactory) -> Finding:
+        """Leave a 0.2 s call running when the main coroutine returns; time the runner's exit."""
+        offload = strategy()
+        returned_at = 0.0
+
+        async def main() -> None:
+            nonlocal returned_at
+            await offload.start(functools.partial(time.sleep, BLOCK_S), c.noop)
+            task = asyncio.create_task(offload.call())
+            await asyncio.sleep(0.02)
+            if task.done():
+                task.result()
+            returned_at = time.perf_counter()
+
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            try:
+                runner.run(main())
+            finally:
+                runner.close()
+                delay = time.perf_counter() - returned_at
+                with contextlib.suppress(Exception):
+                    asyncio.run(offload.stop())
+        delayed = delay > PROMPT_EXIT_S
+        return self.found(
+            not delayed, f"+{_ms(delay)}" if delayed else "prompt",
+            "asyncio.run waits for the call still running in the pool (it shuts the default "
+            "executor down and joins its threads) before returning",
+            measured=delay * 1000, unit="ms",
+        )
