@@ -1,4 +1,4 @@
-"""offbench check: every experiment can answer yes and no, and stock CPython's answers are the documented ones."""
+"""offbench check: each experiment can answer yes and no; stock CPython gives the documented answers."""
 
 from __future__ import annotations
 
