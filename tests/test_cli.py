@@ -128,6 +128,16 @@ def test_quick_run_measures_the_whole_default_matrix(quick_runs: tuple[Path, Pat
         assert winners["cpu"] == "process-pool"
     assert "Verdict" in stdout
     assert "use process-pool" in stdout
+    # The semantics of every strategy on every loop, and the winner's caveats in the verdict.
+    pairs = {(s["strategy"], s["loop"]) for s in data["semantics"]}
+    assert pairs == {(s, loop) for s in data["settings"]["strategies"] for loop in data["settings"]["loops"]}
+    assert all(s["error"] is None and len(s["findings"]) == 11 for s in data["semantics"])
+    cpu = next(v for v in data["verdicts"] if v["workload"] == "cpu")
+    if cpu["winner"]["strategy"] == "process-pool":
+        assert any("pickled copies" in w for w in cpu["warnings"]), cpu["warnings"]
+    for verdict in data["verdicts"]:
+        assert all(w.startswith(f"{verdict['winner']['strategy']}: ") for w in verdict["warnings"])
+    assert "⚠" in stdout
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -49,7 +49,7 @@ def test_loop_thread_locals_are_visible_only_on_the_loop_thread(stock: dict) -> 
     assert all(v == {False} for v in seen.values()), seen
     where = {s: stock[(s, "asyncio")].finding("runs_on") for s in STRATEGIES}
     assert {s: f.value for s, f in where.items() if f} == {
-        "direct": "loop thread", "executor-per-call": "thread", "default-executor": "thread",
+        "direct": "loop", "executor-per-call": "thread", "default-executor": "thread",
         "to-thread": "thread", "process-pool": "process",
     }
 

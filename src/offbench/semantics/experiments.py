@@ -106,7 +106,7 @@ class ContextVars(Experiment):
 
     name = "context"
     caveat = "context variables set in the calling task are lost: use to-thread or copy the context"
-    column = "contextvars"
+    column = "context vars"
     question = "a context variable set in the calling task is visible in the function"
 
     async def run(self, lab: Lab) -> Finding:
@@ -128,7 +128,7 @@ class ThreadLocals(Experiment):
     """Ask whether ``threading.local`` state of the loop thread is visible to the function."""
 
     name = "thread_locals"
-    column = "loop thread-locals"
+    column = "loop thread locals"
     question = "thread-local state set on the loop thread is visible in the function"
 
     async def run(self, lab: Lab) -> Finding:
@@ -151,7 +151,7 @@ class RunsOn(Experiment):
 
     name = "runs_on"
     column = "runs on"
-    question = "the function runs on the event loop's thread"
+    question = "the function runs on the event loop's thread (loop), else on another thread or process"
     uses_target = True
 
     async def run(self, lab: Lab) -> Finding:
@@ -161,11 +161,9 @@ class RunsOn(Experiment):
         found = await lab.call(probe)
         assert isinstance(found, tuple)
         pid, thread, _ = found
-        if pid != os.getpid():
-            where = "process"
-        else:
-            where = "loop thread" if thread == threading.get_ident() else "thread"
-        return self.found(where == "loop thread", where, "")
+        same_thread = pid == os.getpid() and thread == threading.get_ident()
+        where = "process" if pid != os.getpid() else "loop" if same_thread else "thread"
+        return self.found(where == "loop", where, "")
 
 
 @register
@@ -253,7 +251,7 @@ class Exceptions(Experiment):
 
     name = "exceptions"
     caveat = "exceptions lose their type or the callee's traceback"
-    column = "exception + traceback"
+    column = "exceptions kept"
     question = "an exception in the function reaches the awaiting task with its type and traceback"
 
     async def run(self, lab: Lab) -> Finding:
@@ -278,7 +276,7 @@ class Cancellation(Experiment):
 
     name = "cancel"
     caveat = "a timeout does not stop the blocking call: it runs on and its result is discarded"
-    column = "cancel stops it"
+    column = "timeout stops it"
     question = "asyncio.timeout on the awaiting task stops the blocking call"
 
     async def run(self, lab: Lab) -> Finding:
@@ -298,7 +296,7 @@ class Cancellation(Experiment):
                 await asyncio.sleep(0.01)
             ran_on = marker.exists()
         if not timed_out or returned >= BLOCK_S * 0.9:
-            return self.found(False, "blocks the loop",
+            return self.found(False, "blocks",
                               "the loop is blocked until the call returns (it runs on the loop, or "
                               "a per-call pool's shutdown joins its thread), so the timeout acts "
                               "only afterwards")
@@ -329,9 +327,7 @@ class Arguments(Experiment):
             pickles = False
         except Exception:
             pickles = True
-        value = "shared" if shared else "copied"
-        if pickles:
-            value += ", pickled"
+        value = "pickled" if pickles else "shared" if shared else "copied"
         return self.found(
             shared and not pickles, value,
             "arguments and results are pickled copies: the caller never sees the function's "
@@ -349,11 +345,15 @@ class _Parallel(Experiment):
         raise NotImplementedError
 
     async def run(self, lab: Lab) -> Finding:
-        """Time one call and two concurrent calls (best of three each); report the speed-up."""
+        """Time one call and two concurrent calls (best of five each); report the speed-up.
+
+        The best of several rounds, because a moment of load from elsewhere can only
+        slow a round down, never speed it up.
+        """
         job = self.job(lab)
         await lab.call(job)  # warm: pools start their workers, code gets imported
         one = two = float("inf")
-        for _ in range(3):
+        for _ in range(5):
             began = time.perf_counter()
             await lab.call(job)
             one = min(one, time.perf_counter() - began)
@@ -399,7 +399,7 @@ class ParallelPython(_Parallel):
     """Ask whether pure-Python work (holding the GIL) runs in parallel through the strategy."""
 
     name = "parallel_python"
-    column = "parallel, pure Python"
+    column = "∥ pure Python"
     question = "two pure-Python calls at once finish at least 1.4× faster than in a row"
     uses_target = True
     work = "the GIL"
@@ -414,7 +414,7 @@ class ParallelReleased(_Parallel):
     """Ask whether GIL-releasing work (hashing a large buffer) runs in parallel through the strategy."""
 
     name = "parallel_released"
-    column = "parallel, GIL released"
+    column = "∥ GIL released"
     question = "two GIL-releasing calls at once finish at least 1.4× faster than in a row"
     work = "the strategy"
 
@@ -429,7 +429,7 @@ class Shutdown(Experiment):
 
     name = "shutdown"
     caveat = "asyncio.run waits at exit for calls still running"
-    column = "asyncio.run exits promptly"
+    column = "prompt exit"
     question = "asyncio.run returns promptly while a blocking call is still running"
     own_loop = True
 
@@ -457,7 +457,7 @@ class Shutdown(Experiment):
                     asyncio.run(offload.stop())
         delayed = delay > PROMPT_EXIT_S
         return self.found(
-            not delayed, f"+{_ms(delay)}" if delayed else "prompt",
+            not delayed, f"+{delay * 1000:.0f} ms" if delayed else "prompt",
             "asyncio.run waits for the call still running in the pool (it shuts the default "
             "executor down and joins its threads) before returning",
             measured=delay * 1000, unit="ms",

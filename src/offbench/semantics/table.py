@@ -31,30 +31,42 @@ def footnotes(sems: Sequence[StrategySemantics]) -> dict[tuple[str, str], int]:
 
 
 def cell_text(f: Finding | None, numbers: dict[tuple[str, str], int]) -> str:
-    """Return one cell: mark, value, the measured number when it adds to the value, footnote."""
+    """Return one cell: mark, value (µs per call for worker reuse), footnote mark."""
     if f is None:
         return ""
-    text = " ".join(part for part in (MARKS[f.holds], f.value) if part)
-    if f.measured is not None and f.unit and f.unit != "×" and f.unit != "ms":
-        text += f"\n{f.measured:.0f} {f.unit}"
+    shown = f"{f.measured:.0f}" if f.unit == "µs/call" and f.measured is not None else f.value
+    text = " ".join(part for part in (MARKS[f.holds], shown) if part)
     if f.why:
-        text += f" [{numbers[(f.experiment, f.why)]}]"
+        text += superscript(numbers[(f.experiment, f.why)])
     return text
+
+
+def superscript(number: int) -> str:
+    """Return ``number`` in superscript digits, the footnote mark."""
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
 def tables(sems: Sequence[StrategySemantics]) -> RenderableType:
     """Return one table per loop, then the footnotes and the workers that failed."""
     numbers = footnotes(sems)
-    parts: list[RenderableType] = []
+    parts: list[RenderableType] = [Text(
+        "✓ = yes to the column's question (offbench check --help); workers reused: µs per call; "
+        "∥: speed-up of two calls at once over two in a row", style="dim")]
     for loop in dict.fromkeys(s.loop for s in sems):
+        rows = [
+            [s.strategy, *(cell_text(s.finding(name), numbers) for name in REGISTRY)]
+            for s in sems
+            if s.loop == loop
+        ]
         table = Table(title=f"[bold]Semantics[/] on {loop}", title_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("strategy", no_wrap=True)
-        for experiment in REGISTRY.values():
-            table.add_column(experiment.column, justify="left")
-        for s in sems:
-            if s.loop == loop:
-                table.add_row(s.strategy, *(cell_text(s.finding(name), numbers) for name in REGISTRY))
+        # Values keep their width; headers wrap to fit (they are explained in the footnotes).
+        headers = ["strategy", *(e.column for e in REGISTRY.values())]
+        for index, header in enumerate(headers):
+            longest_word = max(len(word) for word in header.split())
+            table.add_column(header, width=max(longest_word, *(len(row[index]) for row in rows)))
+        for row in rows:
+            table.add_row(*row)
         parts.append(table)
     parts.append(Text("\n".join(footnote_lines(sems, numbers)), style="dim"))
     return Group(*parts)
@@ -68,7 +80,7 @@ def footnote_lines(sems: Sequence[StrategySemantics], numbers: dict[tuple[str, s
             s.strategy for s in sems
             if (f := s.finding(experiment)) is not None and f.why == why
         )
-        lines.append(f"[{number}] {REGISTRY[experiment].column} ({', '.join(who)}): {why}")
+        lines.append(f"{superscript(number)} {REGISTRY[experiment].column} ({', '.join(who)}): {why}")
     lines.extend(
         f"{s.strategy} on {s.loop}: not checked: {s.error}" for s in sems if s.error
     )
