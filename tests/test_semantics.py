@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +195,29 @@ def test_check_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert message in line
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_check_keeps_what_it_found(tmp_path: Path, signum: int, code: int) -> None:
+    out = tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offbench", "check", "-l", "asyncio", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    process.stderr.readline()  # checking the first strategy
+    process.stderr.readline()  # the first is done, the second is being checked
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert 1 <= len(data["semantics"]) < len(STRATEGIES)
+    assert data["semantics"][0]["strategy"] == "direct"
+    assert len(data["semantics"][0]["findings"]) == len(REGISTRY)
+    # Nothing of the interrupted worker is left: workers are forks, so they would carry the
+    # command line, with its unique output path.
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
+    assert left.stdout.strip() == ""

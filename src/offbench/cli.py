@@ -38,7 +38,7 @@ from offbench import compare as compare_
 from offbench import schema as schema_
 from offbench.errors import OffbenchError, UsageError
 from offbench.progress import RunProgress
-from offbench.semantics import CheckReport
+from offbench.semantics import CheckReport, StrategySemantics
 from offbench.semantics import check as semantics_check
 from offbench.semantics import table as semantics_table
 from offbench.workloads import user
@@ -355,17 +355,26 @@ def check(
     chosen = settings.build_settings(settings.Choices(strategies=strategy, loops=loop))
     outputs = _Outputs(json=json_path)
     console = _console(stderr=True)
-    found = []
-    for name in chosen.strategies:
-        for loop_name in chosen.loops:
-            console.print(f"checking {name} on {loop_name}", style="dim", highlight=False)
-            found.append(semantics_check.check_one(
-                semantics_check.CheckSpec(strategy=name, loop=loop_name, target=workload)))
+    found: list[StrategySemantics] = []
+    complete = False
+    with _StopSignal() as stopped_by:
+        try:
+            semantics_check.check(
+                chosen.strategies, chosen.loops, workload, found=found,
+                on_start=lambda spec: console.print(
+                    f"checking {spec.strategy} on {spec.loop}", style="dim", highlight=False),
+            )
+            complete = True
+        except KeyboardInterrupt:
+            pass
     outputs.write("json", lambda: msgspec.json.format(msgspec.json.encode(CheckReport(
-        offbench_version=__version__, python_version=platform.python_version(), semantics=found,
+        offbench_version=__version__, python_version=platform.python_version(),
+        complete=complete, semantics=found,
     )), indent=2) + b"\n")
     _console(stderr=outputs.to_stdout).print(semantics_table.tables(found))
     outputs.flush_stdout()
+    if not complete:
+        return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
     return EXIT_OK if not any(s.error for s in found) else EXIT_FAILED_CELLS
 
 

@@ -28,7 +28,7 @@ from offbench.errors import OffbenchError
 from offbench.processes import ChildOutcome, run_child
 from offbench.results import CellResult, RunResult, failed_cell
 from offbench.semantics import StrategySemantics
-from offbench.semantics.check import CheckSpec, check_one
+from offbench.semantics.check import check
 from offbench.settings import CellSpec, RunSettings, cells, process_shares
 from offbench.worker import child_main
 
@@ -82,11 +82,9 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
             results.append(result)
             observer.cell_finished(index, len(matrix), result)
         if settings.semantics:
-            for strategy in settings.strategies:
-                for loop in settings.loops:
-                    observer.checking(strategy, loop)
-                    spec = CheckSpec(strategy=strategy, loop=loop)
-                    found.append(check_one(spec, observer.waiting))
+            check(settings.strategies, settings.loops, found=found,
+                  on_start=lambda spec: observer.checking(spec.strategy, spec.loop),
+                  on_wait=observer.waiting)
         complete = True
     except KeyboardInterrupt:
         pass

@@ -64,4 +64,6 @@ class CheckReport(msgspec.Struct, frozen=True, kw_only=True):
 
     offbench_version: str
     python_version: str
+    complete: bool
+    """False if interrupted (Ctrl-C, SIGTERM): ``semantics`` holds what was checked by then."""
     semantics: list[StrategySemantics]

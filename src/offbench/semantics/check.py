@@ -39,15 +39,24 @@ def check(
     strategy_names: Sequence[str],
     loop_names: Sequence[str],
     target: str | None = None,
+    *,
+    found: list[StrategySemantics] | None = None,
+    on_start: Callable[[CheckSpec], None] = lambda spec: None,
     on_wait: Callable[[], None] = lambda: None,
     timeout_s: float = TIMEOUT_S,
 ) -> list[StrategySemantics]:
-    """Run every experiment for each strategy on each loop, each pair in a fresh worker process."""
-    return [
-        check_one(CheckSpec(strategy=s, loop=loop, target=target), on_wait, timeout_s)
-        for s in strategy_names
-        for loop in loop_names
-    ]
+    """Run every experiment for each strategy on each loop, each pair in a fresh worker process.
+
+    Results are appended to ``found`` (a new list if not given) as they arrive, so a
+    caller interrupted by ``KeyboardInterrupt`` keeps what was checked so far.
+    """
+    found = [] if found is None else found
+    for strategy in strategy_names:
+        for loop in loop_names:
+            spec = CheckSpec(strategy=strategy, loop=loop, target=target)
+            on_start(spec)
+            found.append(check_one(spec, on_wait, timeout_s))
+    return found
 
 
 def check_one(
