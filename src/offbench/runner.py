@@ -8,9 +8,12 @@ worker's whole process group, turns every way a worker can end into a
 :func:`~offbench.aggregate.cell_result`), and tells an :class:`Observer` as cells
 start and finish (the CLI draws progress from that).
 
-Ctrl-C (``KeyboardInterrupt``) stops the run between or during cells: the cell in
-flight is killed, and the :class:`~offbench.results.RunResult` holds every cell
-measured so far, marked ``complete=False``.
+After the cells, the run's strategies and loops are checked for their semantics
+(:mod:`offbench.semantics`), unless the settings say not to.
+
+Ctrl-C (``KeyboardInterrupt``) stops the run between or during cells (or checks): the
+worker in flight is killed, and the :class:`~offbench.results.RunResult` holds every
+cell measured (and strategy checked) so far, marked ``complete=False``.
 """
 
 from __future__ import annotations

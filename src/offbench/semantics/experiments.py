@@ -74,10 +74,19 @@ class Experiment(ABC):
         """Run the experiment on loops of its own (``own_loop`` experiments)."""
         raise NotImplementedError
 
-    def found(self, holds: bool | None, value: str, why: str = "", **extra: object) -> Finding:
-        """Return this experiment's finding; ``why`` explains a no."""
+    def found(
+        self,
+        holds: bool | None,
+        value: str,
+        why: str = "",
+        *,
+        measured: float | None = None,
+        unit: str = "",
+        detail: str = "",
+    ) -> Finding:
+        """Return this experiment's finding; ``why`` explains a no and is dropped otherwise."""
         return Finding(experiment=self.name, holds=holds, value=value, why=why if not holds else "",
-                       **extra)  # type: ignore[arg-type]
+                       measured=measured, unit=unit, detail=detail)
 
 
 REGISTRY: dict[str, Experiment] = {}
