@@ -122,7 +122,7 @@ def run(
                      f"{settings.DEFAULT_WARMUP_S:g} s ({settings.QUICK_WARMUP_S:g} s with --quick)."),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Short windows, same matrix (about 30 s for the default one).")
+        bool, typer.Option("--quick", help="Short windows, same matrix (about a minute for the default one).")
     ] = False,
     lag_budget: Annotated[
         float | None,
