@@ -24,3 +24,30 @@ def die() -> None:
 
 
 not_callable = 42
+
+
+_calls = 0
+
+
+def flaky() -> None:
+    """Succeed twice, then raise on the third call (counted per process)."""
+    global _calls
+    _calls += 1
+    if _calls % 3 == 0:
+        raise ConnectionResetError(f"call {_calls} lost its connection")
+    time.sleep(0.001)
+
+
+def fails_in_pool() -> None:
+    """Work in the cell's worker, fail in a process pool's worker (it lacks the parent's state)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        raise LookupError("no configuration in a pool process")
+
+
+def kill_self() -> None:
+    """Die by SIGKILL, as the OOM killer would do it."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

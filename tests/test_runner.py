@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 
 import psutil
+import pytest
 
 from offbench import runner, settings
 from offbench.settings import CellSpec
@@ -65,9 +67,9 @@ def test_no_worker_or_pool_process_survives_a_run() -> None:
     statuses = {(r.workload, r.strategy): r.status for r in result.results}
     assert statuses[("sleep", "process-pool")] == "ok"
     assert statuses[("socket", "to-thread")] == "ok"
-    # Offloaded, a hung call leaves the loop free: the window ends with no op done.
+    # Offloaded, a hung call leaves the loop free: the window ends with no call done.
     hung = [r for r in result.results if r.workload == "tests.helpers:hang"]
-    assert all(r.status == "ok" and r.ops == 0 for r in hung)
+    assert all(r.status == "timeout" and "no call completed" in (r.error or "") for r in hung)
     worker_pids = {r.worker_pid for r in result.results if r.worker_pid}
     assert worker_pids
     for process in psutil.process_iter(["pid"]):
@@ -79,3 +81,41 @@ def test_no_worker_or_pool_process_survives_a_run() -> None:
             assert os.getpgid(process.pid) not in worker_pids, process.cmdline()
         except (psutil.NoSuchProcess, ProcessLookupError):
             continue
+
+
+def test_a_workload_that_raises_on_some_calls_is_an_error_cell() -> None:
+    result = runner.run_cell(cell("tests.helpers:flaky", "to-thread"), timeout_s=20)
+    assert result.status == "error"
+    assert result.error == "ConnectionResetError: call 3 lost its connection"
+    assert result.traceback is not None
+    assert "flaky" in result.traceback
+
+
+def test_a_workload_that_fails_only_in_pool_processes() -> None:
+    threaded = runner.run_cell(cell("tests.helpers:fails_in_pool", "to-thread"), timeout_s=20)
+    assert threaded.ok, threaded.error
+    pooled = runner.run_cell(cell("tests.helpers:fails_in_pool", "process-pool"), timeout_s=20)
+    assert pooled.status == "error"
+    assert pooled.error == "LookupError: no configuration in a pool process"
+
+
+@pytest.mark.parametrize("strategy", ["to-thread", "process-pool"])
+def test_a_call_that_never_returns_off_the_loop_is_a_timeout_at_the_window_end(strategy: str) -> None:
+    began = time.monotonic()
+    result = runner.run_cell(cell("tests.helpers:hang", strategy), timeout_s=20)
+    assert result.status == "timeout"
+    assert "no call completed" in (result.error or "")
+    # Reported when the window ends, not after the cell timeout.
+    assert time.monotonic() - began < 10
+
+
+def test_a_pool_process_that_dies_breaks_the_pool_and_the_cell() -> None:
+    result = runner.run_cell(cell("tests.helpers:die", "process-pool"), timeout_s=20)
+    assert result.status == "error"
+    assert (result.error or "").startswith("BrokenProcessPool: ")
+
+
+def test_a_worker_killed_by_a_signal_says_which() -> None:
+    result = runner.run_cell(cell("tests.helpers:kill_self", "direct"), timeout_s=20)
+    assert result.status == "error"
+    assert "killed by SIGKILL" in (result.error or "")

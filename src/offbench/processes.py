@@ -179,6 +179,16 @@ def child_entry(argv: list[str]) -> None:
     main(payload, int(fd))
 
 
+def exit_description(returncode: int | None) -> str:
+    """Say how a worker ended: ``exited with code 3``, or ``was killed by SIGKILL``."""
+    if returncode is not None and returncode < 0:
+        try:
+            return f"worker was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            pass
+    return f"worker exited with code {returncode}"
+
+
 @dataclass(frozen=True)
 class ChildOutcome:
     """How a child run by :func:`run_child` ended, and what it reported."""

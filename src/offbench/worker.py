@@ -83,9 +83,26 @@ async def _measure_on_loop(
     except Exception as exc:
         report = WorkerReport(failure=failed(cell, exc, loop_version=loop_version, details=details))
     else:
-        report = WorkerReport(measurement=_raw(cell, window, startup_s, loop_version, details))
+        if not window.ops and window.unfinished:
+            report = WorkerReport(failure=_stuck(cell, loop_version, details))
+        else:
+            report = WorkerReport(measurement=_raw(cell, window, startup_s, loop_version, details))
     deliver(report)
     await strategy.stop()
+
+
+def _stuck(cell: CellSpec, loop_version: str, details: Params) -> CellResult:
+    """Return the ``timeout`` result of a cell in which no call ever completed."""
+    waited = cell.warmup_s + cell.window_s
+    return failed_cell(
+        cell,
+        "timeout",
+        f"no call completed in the {waited:g} s of warm-up and window: the function hangs, or "
+        "takes longer than the window (try a longer --duration)",
+        loop_version=loop_version,
+        details=details,
+        worker_pid=os.getpid(),
+    )
 
 
 async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
@@ -163,10 +180,12 @@ def _samples(window: Window, parts: int) -> Samples:
     # A call still running at the end has a share of each part it spanned, out of its
     # duration so far, or a typical call's duration if that is longer.
     durations = sorted(done - sent for sent, done in window.ops)
-    typical = int(percentile(durations, 50)) if durations else 0
-    spans = [(sent, done, done - sent) for sent, done in window.ops] + [
-        (sent, window.end_ns, max(window.end_ns - sent, typical)) for sent in window.unfinished
-    ]
+    spans = [(sent, done, done - sent) for sent, done in window.ops]
+    if durations:
+        # Without a completed call there is no telling how long one takes: in-flight calls
+        # then count for nothing rather than for a guess.
+        typical = int(percentile(durations, 50))
+        spans += [(sent, window.end_ns, max(window.end_ns - sent, typical)) for sent in window.unfinished]
     throughput: list[float] = []
     lag_p99: list[float | None] = []
     op_mean: list[float | None] = []

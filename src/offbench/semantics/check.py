@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from offbench import loops, strategies
-from offbench.processes import run_child
+from offbench.processes import exit_description, run_child
 from offbench.semantics import Finding, StrategySemantics
 from offbench.semantics import callees as c
 from offbench.semantics.experiments import REGISTRY, Experiment, Lab
@@ -72,7 +72,7 @@ def check_one(
     if outcome.timed_out:
         return _failed(spec, f"no answer within {timeout_s:g} s; worker killed")
     last = outcome.output.strip().splitlines()[-1:] or ["no output"]
-    return _failed(spec, f"worker exited with code {outcome.returncode}: {last[0]}")
+    return _failed(spec, f"{exit_description(outcome.returncode)}: {last[0]}")
 
 
 def _failed(spec: CheckSpec, error: str) -> StrategySemantics:
