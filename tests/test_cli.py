@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from offbench import __version__, results
@@ -163,3 +165,27 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_no_process(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offbench", "run", "-w", "sleep", "-s", "process-pool", "-c", "1",
+         "-c", "2", "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stderr is not None
+    process.stderr.readline()  # the first cell is done; the second starts its worker and pool
+    time.sleep(0.6)
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    assert descendants, "the second cell's worker should be running"
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert time.monotonic() - began < 5
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [p.cmdline() for p in alive]

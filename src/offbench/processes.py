@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -49,6 +49,23 @@ def default_start_method() -> str:
     if hasattr(os, "fork") and threading.active_count() == 1:
         return "fork"
     return "spawn"
+
+
+@contextlib.contextmanager
+def deferred_stop_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block; one that arrived meanwhile acts at its end.
+
+    Only the main thread receives them, and only it blocks them; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Child:
@@ -90,14 +107,17 @@ class Child:
         """End the child and everything in its group: SIGTERM, ``grace`` seconds, SIGKILL; reap.
 
         Safe to call more than once and after the child exited on its own: members of the
-        group it left behind (pool workers, a forkserver) are killed too.
+        group it left behind (pool workers, a forkserver) are killed too. A Ctrl-C or
+        SIGTERM arriving meanwhile (the user's second Ctrl-C) waits until the group is
+        killed and reaped, so impatience never leaves a process behind.
         """
-        if grace > 0 and self.poll() is None:
-            self.signal_group(signal.SIGTERM)
-            self.wait(grace)
-        self.signal_group(signal.SIGKILL)
-        if self.poll() is None:
-            self.wait(5.0)
+        with deferred_stop_signals():
+            if grace > 0 and self.poll() is None:
+                self.signal_group(signal.SIGTERM)
+                self.wait(grace)
+            self.signal_group(signal.SIGKILL)
+            if self.poll() is None:
+                self.wait(5.0)
 
     def close(self) -> None:
         """Stop the child (see :meth:`stop`) and discard its captured output."""
