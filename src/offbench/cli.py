@@ -37,6 +37,7 @@ from offbench import (
 from offbench import compare as compare_
 from offbench import schema as schema_
 from offbench.errors import OffbenchError, UsageError
+from offbench.processes import raise_open_files_limit
 from offbench.progress import RunProgress
 from offbench.semantics import CheckReport, StrategySemantics
 from offbench.semantics import check as semantics_check
@@ -496,6 +497,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the CLI, mapping every user error to one line and exit 2."""
     command = typer.main.get_command(app)
     _import_from_cwd()
+    raise_open_files_limit()
     try:
         code = command.main(args=argv, prog_name="offbench", standalone_mode=False)
     except OffbenchError as exc:

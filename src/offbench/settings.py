@@ -17,6 +17,7 @@ import msgspec
 
 from offbench import loops, strategies, workloads
 from offbench.errors import UsageError
+from offbench.processes import open_files_ceiling
 from offbench.workloads import Params
 
 DEFAULT_WINDOW_S = 1.0
@@ -173,11 +174,14 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     _positive("cell timeout", "cell_timeout_s", timeout)
     samples = _samples(_first(c.samples, DEFAULT_SAMPLES), window, probe_interval)
     processes = _processes(_first(c.processes, DEFAULT_PROCESSES), samples)
+    chosen_workloads = _workloads(c.workloads)
+    levels = _sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY)
+    _check_open_files(chosen_workloads, max(levels))
     return RunSettings(
-        workloads=_workloads(c.workloads),
+        workloads=chosen_workloads,
         strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
         loops=_names("loops", c.loops, _installed_loops(), _available_loop),
-        concurrency=_sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY),
+        concurrency=levels,
         max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
         window_s=window,
         warmup_s=warmup,
@@ -222,6 +226,23 @@ def _processes(processes: float, samples: int) -> int:
             key="processes",
         )
     return int(processes)
+
+
+FILES_MARGIN = 256
+"""Open files a worker needs besides its calls': interpreter, pipes, selectors, pools."""
+
+
+def _check_open_files(chosen: Sequence[WorkloadSpec], concurrency: int) -> None:
+    """Refuse up front a concurrency whose open sockets this system cannot allow."""
+    per_call = max((workloads.get(w.name).files_per_call for w in chosen), default=0)
+    needed = concurrency * per_call + FILES_MARGIN
+    limit = open_files_ceiling()
+    if per_call and needed > limit:
+        raise UsageError(
+            f"concurrency {concurrency} needs about {needed} open files, more than this system "
+            f"allows ({limit}; raise it with 'ulimit -n', up to 'ulimit -Hn')",
+            key="concurrency",
+        )
 
 
 def _first(value: float | None, default: float) -> float:

@@ -48,7 +48,7 @@ class Window:
     ops: list[tuple[int, int]]
     """(submitted, completed) of every call that completed."""
     unfinished: list[int]
-    """When each call still in flight at the window's end was submitted."""
+    """When each call still in flight after the drain (see :func:`drain_seconds`) was submitted."""
 
 
 def measure(cell: CellSpec, deliver: Deliver) -> None:
@@ -106,11 +106,11 @@ def _stuck(cell: CellSpec, loop_version: str, details: Params) -> CellResult:
 
 
 async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
-    """Run warm-up and window; return as soon as the probe has seen the window's end.
+    """Run warm-up and window; return once the calls in flight at its end finished or gave up.
 
-    Calls still in flight then are not waited for (they could not count anyway, and a
-    hung one must not hold the result back); their tasks are cancelled on the way out.
-    The first exception raised by a call fails the cell.
+    Calls still in flight then get :func:`drain_seconds` to complete (a hung one must
+    not hold the result back for longer); the tasks of those that did not are
+    cancelled on the way out. The first exception raised by a call fails the cell.
     """
     interval_ns = round(cell.probe_interval_ms * NS_PER_MS)
     recorder = LagRecorder(interval_ns, round(cell.stall_threshold_ms * NS_PER_MS))
@@ -129,10 +129,25 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
+        # Calls in flight at the window's end get a moment to finish, so each counts by
+        # its real share of the window; the callers submit nothing after the end.
+        if pending:
+            done, _ = await asyncio.wait(pending, timeout=drain_seconds(cell.window_s))
+            for task in done:
+                task.result()
     finally:
         for task in (probe, *callers):
             task.cancel()
     return Window(start_ns, end_ns, recorder, ops, list(in_flight.values()))
+
+
+MIN_DRAIN_S = 0.2
+MAX_DRAIN_S = 2.0
+
+
+def drain_seconds(window_s: float) -> float:
+    """Return how long calls in flight at a window's end may take to finish: about a window."""
+    return min(MAX_DRAIN_S, max(MIN_DRAIN_S, window_s))
 
 
 async def _call_until(
@@ -175,17 +190,11 @@ def _samples(window: Window, parts: int) -> Samples:
     A part's throughput counts each call by the share of its duration that fell in the
     part, not by where it completed: a 20 ms part then reads 0.2 of a 100 ms call, not
     0 or 1, so short parts stay comparable while the parts still add up to the window.
+    Calls that finished after the window (while draining) count by their real share; a
+    call that never finished counts for nothing, since its duration is unknown.
     """
     length = (window.end_ns - window.start_ns) // parts
-    # A call still running at the end has a share of each part it spanned, out of its
-    # duration so far, or a typical call's duration if that is longer.
-    durations = sorted(done - sent for sent, done in window.ops)
     spans = [(sent, done, done - sent) for sent, done in window.ops]
-    if durations:
-        # Without a completed call there is no telling how long one takes: in-flight calls
-        # then count for nothing rather than for a guess.
-        typical = int(percentile(durations, 50))
-        spans += [(sent, window.end_ns, max(window.end_ns - sent, typical)) for sent in window.unfinished]
     throughput: list[float] = []
     lag_p99: list[float | None] = []
     op_mean: list[float | None] = []

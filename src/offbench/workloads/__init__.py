@@ -41,6 +41,8 @@ class Workload(ABC):
     name: str
     summary: str
     defaults: ClassVar[Mapping[str, ParamValue]] = {}
+    files_per_call: ClassVar[int] = 0
+    """Descriptors a call in flight holds open (a socket), for the open-files check up front."""
 
     def resolve_params(self, overrides: Mapping[str, ParamValue]) -> Params:
         """Return the defaults updated with ``overrides``, refusing unknown or mistyped keys."""

@@ -30,6 +30,7 @@ class SocketWorkload(Workload):
     """Blocking network I/O against a loopback server that answers after ``delay_ms``."""
 
     name = "socket"
+    files_per_call = 1
     summary = "blocking TCP connect/send/recv/close against a loopback server (reply after 5 ms)"
     defaults: ClassVar[Mapping[str, ParamValue]] = {
         "delay_ms": 5.0,
