@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -13,12 +14,31 @@ import pytest
 from tests.run_cli import offbench
 
 
+def _sockets(me: psutil.Process) -> set[int]:
+    return {c.fd for c in me.net_connections(kind="all") if c.fd != -1}
+
+
+def _files(me: psutil.Process) -> set[str]:
+    return {f.path for f in me.open_files()}
+
+
+def _temporary() -> set[str]:
+    """Entries of the temporary directory, but pytest's own (tmp_path lives there)."""
+    folder = Path(tempfile.gettempdir())
+    return {p.name for p in folder.iterdir() if not p.name.startswith("pytest-of-")}
+
+
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    """Fail a test that leaves a child process or a non-daemon thread running."""
+    """Fail a test that leaves a child process, a non-daemon thread, a socket, a file or a temp file.
+
+    Compared before and after the test: this process's children (recursively), threads,
+    open sockets and open files, and the entries of the temporary directory.
+    """
     me = psutil.Process()
     children_before = {p.pid for p in me.children(recursive=True)}
     threads_before = set(threading.enumerate())
+    sockets_before, files_before, temporary_before = _sockets(me), _files(me), _temporary()
     yield
     deadline = time.monotonic() + 3.0
     while True:
@@ -30,6 +50,10 @@ def no_leaks() -> Iterator[None]:
         time.sleep(0.05)
     assert not children, f"test left child processes: {[p.cmdline() for p in children]}"
     assert not threads, f"test left threads: {threads}"
+    assert not _sockets(me) - sockets_before, f"test left sockets open: {_sockets(me) - sockets_before}"
+    assert not _files(me) - files_before, f"test left files open: {_files(me) - files_before}"
+    left = _temporary() - temporary_before
+    assert not left, f"test left temporary files: {sorted(left)}"
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import importlib
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,8 +97,12 @@ def deferred_stop_signals() -> Iterator[None]:
 class Child:
     """A started child process: its pid, exit status, captured output, and its group's end."""
 
-    def __init__(self, pid: int, log: IO[bytes], popen: subprocess.Popen[bytes] | None) -> None:
+    def __init__(
+        self, pid: int, log: IO[bytes], popen: subprocess.Popen[bytes] | None, scratch: str
+    ) -> None:
         self.pid = pid
+        self.scratch = scratch
+        """The child's temporary directory (``TMPDIR``), removed with everything in it on close."""
         self.start_method = "spawn" if popen else "fork"
         self._log = log
         self._popen = popen
@@ -145,9 +150,10 @@ class Child:
                 self.wait(5.0)
 
     def close(self) -> None:
-        """Stop the child (see :meth:`stop`) and discard its captured output."""
+        """Stop the child (see :meth:`stop`), discard its captured output and its temporary files."""
         self.stop()
         self._log.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Child:
         return self
@@ -169,29 +175,42 @@ def start_child(main: ChildMain, payload: bytes, report_fd: int, method: str | N
     """Start ``main(payload, report_fd)`` in a new child process in its own session.
 
     The caller keeps its copy of ``report_fd`` and must close it after this returns, so
-    that reading the other end sees EOF when the child exits.
+    that reading the other end sees EOF when the child exits. The child and everything it
+    starts get a temporary directory of their own (``TMPDIR``): a killed process pool
+    leaves its ``pymp-*`` folders there, and :meth:`Child.close` removes it all.
     """
     log = tempfile.TemporaryFile()  # noqa: SIM115 - owned and closed by the Child
+    scratch = tempfile.mkdtemp(prefix="offbench-child-")
     method = method or default_start_method()
     if method == "fork":
-        return Child(_fork(main, payload, report_fd, log.fileno()), log, None)
+        return Child(_fork(main, payload, report_fd, log.fileno(), scratch), log, None, scratch)
     target = f"{main.__module__}:{main.__qualname__}"
-    popen = subprocess.Popen(
+    try:
+        popen = _spawn(target, report_fd, log, scratch)
+    except BaseException:
+        log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    assert popen.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        popen.stdin.write(payload)
+    popen.stdin.close()
+    return Child(popen.pid, log, popen, scratch)
+
+
+def _spawn(target: str, report_fd: int, log: IO[bytes], scratch: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [sys.executable, "-m", "offbench.child", target, str(report_fd)],
         stdin=subprocess.PIPE,
         stdout=log,
         stderr=log,
         pass_fds=(report_fd,),
         start_new_session=True,
+        env={**os.environ, "TMPDIR": scratch},
     )
-    assert popen.stdin is not None
-    with contextlib.suppress(BrokenPipeError):
-        popen.stdin.write(payload)
-    popen.stdin.close()
-    return Child(popen.pid, log, popen)
 
 
-def _fork(main: ChildMain, payload: bytes, report_fd: int, log_fd: int) -> int:
+def _fork(main: ChildMain, payload: bytes, report_fd: int, log_fd: int, scratch: str) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -204,6 +223,8 @@ def _fork(main: ChildMain, payload: bytes, report_fd: int, log_fd: int) -> int:
         os.dup2(null, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.environ["TMPDIR"] = scratch
+        tempfile.tempdir = None  # forget the parent's choice; the next use reads TMPDIR
         main(payload, report_fd)
         code = 0
     except BaseException:
