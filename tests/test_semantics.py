@@ -188,6 +188,7 @@ def test_check_command_json_and_table() -> None:
         (["check", "-l", "trio"], "unknown loop 'trio'"),
         (["check", "-w", "nosuchmod_q:fn"], "no module named 'nosuchmod_q'"),
         (["check", "-w", "justaname"], "not of the form module:function"),
+        (["check", "-w", "tests.helpers:not_callable"], "int object is not callable"),
     ],
 )
 def test_check_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

@@ -234,7 +234,8 @@ def run(
     outputs.flush_stdout()
     if stopped_by.signum is not None or not run_result.complete:
         return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
-    return EXIT_OK if all(r.ok for r in run_result.results) else EXIT_FAILED_CELLS
+    ok = all(r.ok for r in run_result.results) and not outputs.failed
+    return EXIT_OK if ok else EXIT_FAILED_CELLS
 
 
 def _workload_choices(names: list[str] | None, setup: str | None) -> list[settings.WorkloadSpec] | None:
@@ -353,6 +354,7 @@ def check(
     """
     if workload is not None:
         user.check_target(workload, "-w")
+        user.check_callable(workload)
     chosen = settings.build_settings(settings.Choices(strategies=strategy, loops=loop))
     outputs = _Outputs(json=json_path)
     console = _console(stderr=True)
@@ -422,6 +424,8 @@ class _Outputs:
         self._paths = {name: Path(target) for name, target in chosen.items() if target != "-"}
         self._stdout_name = on_stdout[0] if on_stdout else None
         self._pending = b""
+        self.failed = False
+        """True once writing an output failed (said on stderr); the command then exits 1."""
         for path in self._paths.values():
             results.check_writable(path)
 
@@ -439,7 +443,14 @@ class _Outputs:
         elif name == self._stdout_name:
             self._pending = data
         else:
-            results.write_atomic(self._paths[name], data)
+            try:
+                results.write_atomic(self._paths[name], data)
+            except OSError as exc:
+                # Checked before the work, so rare (a full disk): say it, and keep going so
+                # the tables (and any other output) still show what was measured.
+                self.failed = True
+                print(f"offbench: error: {self._paths[name]}: not written: {exc.strerror or exc}",
+                      file=sys.stderr)
 
     def flush_stdout(self) -> None:
         """Write the output that goes to stdout, after the tables (which went to stderr)."""

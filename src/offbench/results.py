@@ -239,14 +239,25 @@ def load(path: Path) -> RunResult:
 
 
 def check_writable(path: Path) -> None:
-    """Raise ``UsageError`` now if ``path`` could not be written later (missing or read-only dir)."""
+    """Raise ``UsageError`` now if ``path`` could not be written later (missing or read-only dir).
+
+    The directory is tried for real, with a temporary file created and removed beside
+    where ``path`` will go: permission bits alone do not say (root passes them, and
+    ``/proc`` or a read-only mount still refuse).
+    """
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"{path}: directory {str(directory)!r} does not exist")
     if path.is_dir():
         raise UsageError(f"{path}: is a directory")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"{path}: directory {str(directory)!r} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=directory)
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: directory {str(directory)!r} is not writable: {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

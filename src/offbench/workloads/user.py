@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +41,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from offbench.errors import UsageError
+from offbench.processes import run_child
 from offbench.server import ServerConfig, loopback_server
 from offbench.workloads import Params, ParamValue, Workload, number, whole
 
@@ -65,6 +67,35 @@ def check_target(target: str, what: str = "workload") -> None:
         raise UsageError(f"{target}: cannot import {module_name!r}: {exc}") from None
     if spec is None:
         raise UsageError(f"{target}: no module named {module_name!r} (is it on sys.path?)")
+
+
+VERIFY_TIMEOUT_S = 30.0
+
+
+@functools.cache
+def check_callable(target: str) -> None:
+    """Raise ``UsageError`` if ``target``'s module lacks the attribute or it is not callable.
+
+    Checked in a child process, since importing runs user code (it may start threads,
+    which would make forking the workers unsafe). A module that raises or hangs while
+    importing passes here: that is the workload failing, and its cells say so.
+    """
+    outcome = run_child(_check_callable_main, target.encode(), VERIFY_TIMEOUT_S)
+    if outcome.report:
+        raise UsageError(outcome.report.decode())
+
+
+def _check_callable_main(payload: bytes, report_fd: int) -> None:
+    message = ""
+    try:
+        resolve(payload.decode())
+    except UsageError as exc:
+        message = str(exc)
+    except BaseException:  # the cells report what importing does
+        pass
+    with open(report_fd, "wb", closefd=True) as out:
+        out.write(message.encode())
+    os._exit(0)
 
 
 @functools.cache
@@ -140,8 +171,9 @@ class UserFunction(Workload):
 
     @classmethod
     def from_target(cls, target: str) -> UserFunction:
-        """Check that ``target`` has the ``module:function`` form and its module can be found."""
+        """Check that ``target`` is ``module:function``, found, and names a callable."""
         check_target(target)
+        check_callable(target)
         return cls(target)
 
     def resolve_params(self, overrides: Mapping[str, ParamValue]) -> Params:
