@@ -192,3 +192,43 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_no_process(tmp_path: Path) -> 
     assert time.monotonic() - began < 5
     alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_uvloop_missing_is_refused_when_asked_for_and_skipped_otherwise(tmp_path: Path) -> None:
+    # A module that shadows uvloop and fails to import, as on a platform without uvloop.
+    (tmp_path / "uvloop.py").write_text("raise ImportError('uvloop does not support Windows')\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["PYTHONPATH"] = str(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "offbench", *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    asked = run("run", "-l", "uvloop", "--dry-run")
+    assert asked.returncode == 2
+    (line,) = asked.stderr.strip().splitlines()
+    assert "loop 'uvloop' is not available here: uvloop does not support Windows" in line
+    default = run("run", "--dry-run")
+    assert default.returncode == 0, default.stderr
+    assert "loops       asyncio\n" in default.stdout
+
+
+def test_stopping_a_socket_cell_stops_its_server_too(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offbench", "run", "-w", "socket", "-s", "to-thread", "-c", "1",
+         "-c", "2", "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    assert process.stderr is not None
+    process.stderr.readline()  # the first cell is done; the second runs, with its server
+    time.sleep(0.5)
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    assert len(descendants) >= 2, "the server and the worker should be running"
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert json.loads(out.read_text())["complete"] is False
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [p.cmdline() for p in alive]

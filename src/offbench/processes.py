@@ -150,10 +150,14 @@ class Child:
                 self.wait(5.0)
 
     def close(self) -> None:
-        """Stop the child (see :meth:`stop`), discard its captured output and its temporary files."""
-        self.stop()
-        self._log.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        """Stop the child (see :meth:`stop`), discard its captured output and its temporary files.
+
+        All of it or nothing: a Ctrl-C meanwhile acts once the folder is gone.
+        """
+        with deferred_stop_signals():
+            self.stop()
+            self._log.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Child:
         return self
