@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from offbench.semantics import StrategySemantics
+from offbench.semantics import Finding, StrategySemantics
 from offbench.semantics.check import CheckSpec, check, check_one, run_in_lab
 from offbench.semantics.experiments import REGISTRY
 from offbench.strategies import Strategy
@@ -136,21 +136,21 @@ class Swallowing(Strategy):
             raise RuntimeError("it failed") from None
 
 
-def lab_finding(experiment: str, strategy: type[Strategy]) -> object:
+def lab_finding(experiment: str, strategy: type[Strategy]) -> Finding:
     (finding,) = asyncio.run(run_in_lab([REGISTRY[experiment]], strategy, None))
     return finding
 
 
 def test_cancel_says_yes_when_the_call_never_runs() -> None:
     finding = lab_finding("cancel", Deferring)
-    assert finding.holds is True  # type: ignore[attr-defined]
-    assert finding.value == "stops"  # type: ignore[attr-defined]
+    assert finding.holds is True
+    assert finding.value == "stops"
 
 
 def test_exceptions_says_no_when_a_strategy_replaces_them() -> None:
     finding = lab_finding("exceptions", Swallowing)
-    assert finding.holds is False  # type: ignore[attr-defined]
-    assert "RuntimeError" in finding.value  # type: ignore[attr-defined]
+    assert finding.holds is False
+    assert "RuntimeError" in finding.value
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
