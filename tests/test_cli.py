@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from offbench import __version__, results
-from tests.run_cli import offbench
+from tests.run_cli import offbench, start_offbench
 
 SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",
          "--warmup", "0.02"]
@@ -148,14 +148,8 @@ def test_quick_run_measures_the_whole_default_matrix(quick_runs: tuple[Path, Pat
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code: int) -> None:
     out = tmp_path / "out.json"
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offbench", "run", "-w", "sleep", "-c", "1", "-c", "2",
-         "-d", "0.5", "--warmup", "0", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        # A shell may start us with SIGINT ignored; give the CLI the default disposition.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_offbench("run", "-w", "sleep", "-c", "1", "-c", "2", "-d", "0.5",
+                             "--warmup", "0", "-o", str(out))
     assert process.stderr is not None
     first = process.stderr.readline()  # the first cell has finished
     process.send_signal(signum)
@@ -172,13 +166,8 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code:
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_no_process(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offbench", "run", "-w", "sleep", "-s", "process-pool", "-c", "1",
-         "-c", "2", "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_offbench("run", "-w", "sleep", "-s", "process-pool", "-c", "1", "-c", "2",
+                             "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out))
     assert process.stderr is not None
     process.stderr.readline()  # the first cell is done; the second starts its worker and pool
     time.sleep(0.6)
@@ -215,12 +204,8 @@ def test_uvloop_missing_is_refused_when_asked_for_and_skipped_otherwise(tmp_path
 
 def test_stopping_a_socket_cell_stops_its_server_too(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offbench", "run", "-w", "socket", "-s", "to-thread", "-c", "1",
-         "-c", "2", "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
+    process = start_offbench("run", "-w", "socket", "-s", "to-thread", "-c", "1", "-c", "2",
+                             "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out))
     assert process.stderr is not None
     process.stderr.readline()  # the first cell is done; the second runs, with its server
     time.sleep(0.5)

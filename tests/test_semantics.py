@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from offbench.semantics import Finding, StrategySemantics
 from offbench.semantics.check import CheckSpec, check, check_one, run_in_lab
 from offbench.semantics.experiments import REGISTRY
 from offbench.strategies import Strategy
-from tests.run_cli import offbench
+from tests.run_cli import offbench, start_offbench
 
 STRATEGIES = ["direct", "executor-per-call", "default-executor", "to-thread", "process-pool"]
 THREADS = ["executor-per-call", "default-executor", "to-thread"]
@@ -201,12 +199,7 @@ def test_check_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_check_keeps_what_it_found(tmp_path: Path, signum: int, code: int) -> None:
     out = tmp_path / "out.json"
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offbench", "check", "-l", "asyncio", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_offbench("check", "-l", "asyncio", "-o", str(out))
     assert process.stderr is not None
     process.stderr.readline()  # checking the first strategy
     process.stderr.readline()  # the first is done, the second is being checked
