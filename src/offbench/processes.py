@@ -270,6 +270,11 @@ class ChildOutcome:
     pid: int
     start_method: str
 
+    def exit_summary(self) -> str:
+        """Say how the child ended, with the last line it printed: what a user needs first."""
+        last = self.output.strip().splitlines()[-1:] or ["no output"]
+        return f"{exit_description(self.returncode)} before reporting: {last[0]}"
+
 
 def run_child(
     main: ChildMain,

@@ -28,7 +28,7 @@ import msgspec
 from offbench import __version__, machine, verdict, workloads
 from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
-from offbench.processes import ChildOutcome, exit_description, run_child
+from offbench.processes import ChildOutcome, run_child
 from offbench.results import CellResult, RunResult, failed_cell
 from offbench.semantics import StrategySemantics
 from offbench.semantics.check import check
@@ -156,9 +156,5 @@ def _from_outcome(cell: CellSpec, outcome: ChildOutcome, timeout_s: float) -> Me
             return report.measurement
         if report.failure is not None:
             return report.failure
-    last_line = outcome.output.strip().splitlines()[-1:] or ["no output"]
-    return failed_cell(
-        cell, "error", f"{exit_description(outcome.returncode)} before reporting: {last_line[0]}",
-        traceback=outcome.output or None,
-    )
+    return failed_cell(cell, "error", outcome.exit_summary(), traceback=outcome.output or None)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from offbench import loops, strategies
-from offbench.processes import exit_description, run_child
+from offbench.processes import run_child
 from offbench.semantics import Finding, StrategySemantics
 from offbench.semantics import callees as c
 from offbench.semantics.experiments import REGISTRY, Experiment, Lab
@@ -71,8 +71,7 @@ def check_one(
             return _failed(spec, f"the worker sent an unreadable report: {exc}")
     if outcome.timed_out:
         return _failed(spec, f"no answer within {timeout_s:g} s; worker killed")
-    last = outcome.output.strip().splitlines()[-1:] or ["no output"]
-    return _failed(spec, f"{exit_description(outcome.returncode)}: {last[0]}")
+    return _failed(spec, outcome.exit_summary())
 
 
 def _failed(spec: CheckSpec, error: str) -> StrategySemantics:

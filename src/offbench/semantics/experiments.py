@@ -51,6 +51,10 @@ class Lab:
         self.strategy.bind(fn)
         return await self.strategy.call()
 
+    def after_target(self, report: Call) -> Call:
+        """Return ``report``, run right after the user's function when one is checked."""
+        return report if self.target is None else functools.partial(c.call_then, self.target, report)
+
 
 class Experiment(ABC):
     """One question about a strategy's semantics, answered by running code."""
@@ -165,8 +169,7 @@ class RunsOn(Experiment):
 
     async def run(self, lab: Lab) -> Finding:
         """Compare the callee's process and thread with the loop's."""
-        probe: Call = c.identity if lab.target is None else functools.partial(
-            c.call_then, lab.target, c.identity)
+        probe = lab.after_target(c.identity)
         found = await lab.call(probe)
         assert isinstance(found, tuple)
         pid, thread, _ = found
@@ -189,8 +192,7 @@ class Reuse(Experiment):
     async def run(self, lab: Lab) -> Finding:
         """Call a fresh instance of the strategy repeatedly; count distinct worker identities."""
         fresh = lab.new_strategy()
-        probe: Call = c.identity if lab.target is None else functools.partial(
-            c.call_then, lab.target, c.identity)
+        probe = lab.after_target(c.identity)
         began = time.perf_counter()
         await fresh.start(probe, c.noop)
         started = time.perf_counter()
@@ -236,8 +238,7 @@ class LoopSideEffects(Experiment):
     async def run(self, lab: Lab) -> Finding:
         """Check the loop thread's current loop, and what the callee's thread has set, after a call."""
         before = c.current_loop()
-        probe: Call = c.loop_state if lab.target is None else functools.partial(
-            c.call_then, lab.target, c.loop_state)
+        probe = lab.after_target(c.loop_state)
         state = await lab.call(probe)
         assert isinstance(state, tuple)
         on_loop_thread, callee_set = state
