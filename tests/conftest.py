@@ -19,7 +19,8 @@ def _sockets(me: psutil.Process) -> set[int]:
 
 
 def _files(me: psutil.Process) -> set[str]:
-    return {f.path for f in me.open_files()}
+    # matplotlib keeps each font it has drawn with open for the life of the process (its cache).
+    return {f.path for f in me.open_files() if "/matplotlib/mpl-data/fonts/" not in f.path}
 
 
 def _temporary() -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from offbench import histogram
 from offbench.aggregate import Measurement, cell_result
 from offbench.results import Samples
 from offbench.settings import CellSpec, process_shares
@@ -73,3 +74,16 @@ def test_one_process_pools_to_its_own_figures() -> None:
     assert result.loop_lag_ms is not None
     assert result.loop_lag_ms.p50 == pytest.approx(2.5)
     assert result.loop_lag_ms.mean == pytest.approx(2.5)
+
+
+def test_the_pooled_histogram_holds_every_lag_of_every_process() -> None:
+    first = [0.1 * i for i in range(1, 301)]
+    second = [0.05 * i for i in range(1, 501)]
+    cell = cell_result(spec(processes=2), [measured(first, [1.0], [1.0] * 5, pid=1),
+                                           measured(second, [1.0], [1.0] * 5, pid=2)])
+    assert cell.lag_histogram is not None
+    assert cell.loop_lag_ms is not None
+    assert histogram.count(cell.lag_histogram) == len(first) + len(second) == cell.lag_samples
+    top = histogram.spectrum(cell.lag_histogram)[-1]
+    assert top.percentile == 100.0
+    assert top.lag_ms == pytest.approx(cell.loop_lag_ms.max, rel=0.01)

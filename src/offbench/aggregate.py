@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from offbench import histogram
 from offbench.results import CellResult, LoopLag, OpLatency, Samples, identity
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
@@ -68,6 +69,7 @@ def cell_result(cell: CellSpec, measured: Sequence[Measurement]) -> CellResult:
         throughput_ops_s=mean(parts),
         op_latency_ms=op_latency(latencies),
         loop_lag_ms=loop_lag(lags),
+        lag_histogram=histogram.encode(lags) if lags else None,
         lag_samples=len(lags),
         lag_samples_raw=sum(m.lag_samples_raw for m in measured),
         stalled_s=stalled,

@@ -23,8 +23,10 @@ from rich.console import Console
 from offbench import (
     __version__,
     catalog,
+    html_report,
     loops,
     markdown,
+    plots,
     pyperf_export,
     report,
     results,
@@ -45,6 +47,8 @@ from offbench.semantics import table as semantics_table
 from offbench.workloads import user
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+CHART_HELP = ("After each workload's table, a chart: throughput bars and loop-lag strips "
+              "(p50 → max, log scale).")
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 app = typer.Typer(
@@ -193,6 +197,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the matrix the run would measure, and stop.")
     ] = False,
+    chart: Annotated[bool, typer.Option("--chart/--no-chart", help=CHART_HELP)] = True,
 ) -> int:
     """Measure workloads × strategies × loops × concurrency; print tables and verdicts; save JSON."""
     command_line = settings.Choices(
@@ -230,7 +235,7 @@ def run(
     outputs.write("markdown", lambda: markdown.run(run_result).encode())
     outputs.write("pyperf", lambda: pyperf_export.dumps(run_result),
                   empty="no cell completed a call, so there is no op latency to export")
-    report.print_run(run_result, _console(stderr=outputs.to_stdout))
+    report.print_run(run_result, _console(stderr=outputs.to_stdout), charts=chart)
     outputs.flush_stdout()
     if stopped_by.signum is not None or not run_result.complete:
         return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
@@ -390,14 +395,58 @@ def show(
         str | None,
         typer.Option("--markdown", metavar="PATH", help="Also write it as markdown ('-' = stdout)."),
     ] = None,
+    chart: Annotated[bool, typer.Option("--chart/--no-chart", help=CHART_HELP)] = True,
 ) -> int:
-    """Render a saved results file exactly as 'offbench run' rendered it."""
+    """Render a saved results file as 'offbench run' rendered it: tables, charts, verdicts."""
     outputs = _Outputs(markdown=markdown_path)
     run_result = results.load(path)
     outputs.write("markdown", lambda: markdown.run(run_result).encode())
-    report.print_run(run_result, _console(stderr=outputs.to_stdout))
+    report.print_run(run_result, _console(stderr=outputs.to_stdout), charts=chart)
     outputs.flush_stdout()
     return EXIT_OK
+
+
+@app.command("report")
+def report_command(
+    path: Annotated[
+        Path, typer.Argument(metavar="RESULTS.json", help="A file written by 'offbench run -o'.")
+    ],
+    base: Annotated[
+        Path | None,
+        typer.Argument(metavar="BASE.json",
+                       help="A baseline run: its lines are drawn dashed, and the page adds the "
+                       "comparison of the two ('offbench compare BASE.json RESULTS.json')."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", metavar="PATH",
+                     help="report.html: one self-contained page (inline SVG, no network); "
+                     "report.svg, .png or .pdf: the charts alone. '-' = HTML on stdout. "
+                     "Default: RESULTS with the suffix .html."),
+    ] = None,
+) -> int:
+    """Draw a results file: lag percentile spectra, throughput with its spread, verdict, machine.
+
+    Needs the plot extra: pip install 'offbench[plot]' (matplotlib and Jinja2).
+    """
+    target = output or str(path.with_suffix(".html"))
+    kind = ".html" if target == "-" else html_report.check_target(Path(target))
+    run_result = results.load(path)
+    base_result = results.load(base) if base is not None else None
+    html_report.require()
+    if kind != ".html" and not run_result.results:
+        raise UsageError(f"{path}: no cell was measured, so there is no chart to draw")
+    outputs = _Outputs(output=target)
+    if kind == ".html":
+        outputs.write("output", lambda: html_report.render(
+            run_result, base_result, run_label=path.name,
+            base_label=base.name if base is not None else "base").encode())
+    else:
+        outputs.write("output", lambda: plots.save(plots.run_figure(run_result, base_result), Path(target)))
+    outputs.flush_stdout()
+    if not outputs.failed and target != "-":
+        print(f"offbench: wrote {target}", file=sys.stderr)
+    return EXIT_FAILED_CELLS if outputs.failed else EXIT_OK
 
 
 @app.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from offbench import report
+from offbench import formatting, report
 from offbench.compare import Comparison, Pair
 from offbench.results import RunResult
 
@@ -19,7 +19,7 @@ def run(result: RunResult) -> str:
     for workload, params in report.workloads_of(result):
         rows = report.workload_rows(result, workload, params)
         best = report.best_cells(rows, result.settings.lag_budget_ms)
-        parts.append(f"### {_escape(report.workload_label(workload, params))}\n")
+        parts.append(f"### {_escape(formatting.workload_label(workload, params))}\n")
         parts.append(
             table(
                 [header for header, _ in report.COLUMNS],
@@ -86,12 +86,12 @@ def _bold_if_slower(cells: list[str], pair: Pair) -> list[str]:
 def _verdicts(result: RunResult) -> str:
     lines = [f"### Verdict (best throughput with loop lag p99 ≤ {result.settings.lag_budget_ms:g} ms)\n"]
     for verdict in result.verdicts:
-        label = report.workload_label(verdict.workload, verdict.params)
+        label = formatting.workload_label(verdict.workload, verdict.params)
         lines.append(f"- **{_escape(label)}**: {_escape(verdict.text)}")
         lines.extend(f"  - ⚠ {_escape(warning)}" for warning in verdict.warnings)
         for candidate in verdict.candidates:
             if candidate != verdict.winner:
-                name = report.strategy_label(candidate.strategy, candidate.max_workers)
+                name = formatting.strategy_label(candidate.strategy, candidate.max_workers)
                 lines.append(f"  - {_escape(name)}: {_escape(candidate.reason)}")
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,7 @@ import io
 
 import pyperf
 
-from offbench.report import strategy_label, workload_label
+from offbench.formatting import strategy_label, workload_label
 from offbench.results import CellResult, RunResult
 
 

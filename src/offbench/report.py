@@ -1,4 +1,4 @@
-"""Turn results into rich tables for the terminal; the only module that formats numbers.
+"""Turn results into rich tables (and charts) for the terminal.
 
 Nothing here measures or decides what to run: it reads a
 :class:`~offbench.results.RunResult` (fresh or loaded from a file) and renders it, so
@@ -16,10 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from offbench.catalog import Catalog, Entry
+from offbench.chart import LagScale, WorkloadChart
 from offbench.compare import CellKey, Change, Comparison, Pair, regressions
+from offbench.formatting import format_ms, format_rate, format_spread, strategy_label, workload_label
 from offbench.results import CellResult, RunResult, Verdict
 from offbench.settings import RunSettings, cells
-from offbench.stats import mean, stdev
 from offbench.workloads import Params
 
 BEST_MARK = "★"
@@ -27,10 +28,14 @@ CELL_OVERHEAD_S = 0.12
 """Rough cost of a cell beyond its warm-up and window (worker start, imports), for estimates."""
 
 
-def print_run(run: RunResult, console: Console) -> None:
-    """Print one table per workload (and parameter set), the verdicts, then the summary."""
+def print_run(run: RunResult, console: Console, charts: bool = True) -> None:
+    """Print one table (and chart) per workload and parameter set, the verdicts, then the summary."""
+    scale = LagScale.spanning(r.loop_lag_ms for r in run.results if r.loop_lag_ms is not None)
     for workload, params in workloads_of(run):
         console.print(workload_table(run, workload, params))
+        if charts:
+            rows = workload_rows(run, workload, params)
+            console.print(WorkloadChart(rows, run.settings.lag_budget_ms, scale))
         console.print()
     if run.verdicts:
         console.print(verdicts(run.verdicts))
@@ -46,15 +51,8 @@ def workloads_of(run: RunResult) -> list[tuple[str, Params]]:
     return list(seen.values())
 
 
-def workload_label(workload: str, params: Params) -> str:
-    """Return ``name (key=value, ...)``, leaving out parameters that are empty."""
-    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v not in ("", [], {}))
-    return f"{workload} ({shown})" if shown else workload
 
 
-def strategy_label(strategy: str, max_workers: int | None) -> str:
-    """Return the strategy's name, with its pool size when one was set: ``to-thread (32)``."""
-    return strategy if max_workers is None else f"{strategy} ({max_workers})"
 
 
 def workload_rows(run: RunResult, workload: str, params: Params | None = None) -> list[CellResult]:
@@ -293,30 +291,10 @@ def summary(run: RunResult) -> Text:
     return text
 
 
-def format_rate(value: float) -> str:
-    """Format operations per second: no decimals from 100 up, thousands separated."""
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def format_spread(values: Sequence[float | None]) -> str:
-    """Format the relative standard deviation of samples as `` ±4.2%``; empty for fewer than two."""
-    present = [v for v in values if v is not None]
-    centre = mean(present)
-    if len(present) < 2 or centre <= 0:
-        return ""
-    spread = 100 * stdev(present) / centre
-    return f" ±{spread:.0f}%" if spread >= 10 else f" ±{spread:.1f}%"
 
 
-def format_ms(value: float) -> str:
-    """Format milliseconds with three significant figures (0.0123, 1.23, 123)."""
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def cell_line(result: CellResult) -> str:

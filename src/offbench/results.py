@@ -1,4 +1,4 @@
-"""Result types and their one JSON serialisation (``schema_version`` 2).
+"""Result types and their one JSON serialisation (``schema_version`` 3).
 
 Results are immutable values, made once by the worker (one :class:`CellResult` per
 cell) or the runner (the :class:`RunResult` around them). :func:`encode` and
@@ -16,13 +16,19 @@ from typing import Literal, TypedDict
 
 import msgspec
 
+from offbench import histogram
 from offbench.errors import UsageError
 from offbench.semantics import StrategySemantics
 from offbench.settings import CellSpec, RunSettings
 from offbench.workloads import Params
 
-SCHEMA_VERSION = 2
-"""2: cells carry ``samples`` (the window cut into parts); files of version 1 are refused."""
+SCHEMA_VERSION = 3
+"""2: cells carry ``samples`` (the window cut into parts). 3: cells carry ``lag_histogram``.
+
+Files of version 2 are still read (their charts are drawn from the stored percentiles);
+files of version 1 are refused.
+"""
+READABLE_VERSIONS = (2, 3)
 
 Status = Literal["ok", "error", "timeout"]
 Failure = Literal["error", "timeout"]
@@ -102,6 +108,8 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     throughput_ops_s: float = 0.0
     op_latency_ms: OpLatency | None = None
     loop_lag_ms: LoopLag | None = None
+    lag_histogram: str | None = None
+    """Every corrected lag, as an encoded HdrHistogram in microseconds (:mod:`offbench.histogram`)."""
     lag_samples: int = 0
     lag_samples_raw: int = 0
     stalled_s: float = 0.0
@@ -219,14 +227,21 @@ def decode(data: bytes, source: str = "<data>") -> RunResult:
     except msgspec.DecodeError as exc:
         raise UsageError(f"{source}: not an offbench results file: {exc}") from None
     version = header.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UsageError(
-            f"{source}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
-        )
+    if version not in READABLE_VERSIONS:
+        readable = " or ".join(map(str, READABLE_VERSIONS))
+        raise UsageError(f"{source}: schema_version {version!r} is not supported (expected {readable})")
     try:
-        return msgspec.json.decode(data, type=RunResult)
+        run = msgspec.json.decode(data, type=RunResult)
     except msgspec.ValidationError as exc:
         raise UsageError(f"{source}: malformed results: {exc}") from None
+    for index, cell in enumerate(run.results):
+        try:
+            if cell.lag_histogram is not None:
+                histogram.check(cell.lag_histogram)
+        except histogram.HistogramError as exc:
+            raise UsageError(f"{source}: malformed results: {exc} - at `$.results[{index}].lag_histogram`"
+                             ) from None
+    return run
 
 
 def load(path: Path) -> RunResult:

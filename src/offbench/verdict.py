@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import msgspec
 
 from offbench import strategies
-from offbench.report import format_ms, format_rate, strategy_label
+from offbench.formatting import format_ms, format_rate, strategy_label
 from offbench.results import Candidate, CellResult, Judgement, Verdict
 from offbench.semantics import StrategySemantics, caveats, experiments
 from offbench.workloads import Params

@@ -1,0 +1,45 @@
+"""How numbers and names are written, the same in every table, chart, verdict and export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from offbench.stats import mean, stdev
+from offbench.workloads import Params
+
+
+def workload_label(workload: str, params: Params) -> str:
+    """Return ``name (key=value, ...)``, leaving out parameters that are empty."""
+    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v not in ("", [], {}))
+    return f"{workload} ({shown})" if shown else workload
+
+
+def strategy_label(strategy: str, max_workers: int | None) -> str:
+    """Return the strategy's name, with its pool size when one was set: ``to-thread (32)``."""
+    return strategy if max_workers is None else f"{strategy} ({max_workers})"
+
+
+def format_rate(value: float) -> str:
+    """Format operations per second: no decimals from 100 up, thousands separated."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def format_spread(values: Sequence[float | None]) -> str:
+    """Format the relative standard deviation of samples as `` ±4.2%``; empty for fewer than two."""
+    present = [v for v in values if v is not None]
+    centre = mean(present)
+    if len(present) < 2 or centre <= 0:
+        return ""
+    spread = 100 * stdev(present) / centre
+    return f" ±{spread:.0f}%" if spread >= 10 else f" ±{spread:.1f}%"
+
+
+def format_ms(value: float) -> str:
+    """Format milliseconds with three significant figures (0.0123, 1.23, 123)."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
