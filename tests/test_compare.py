@@ -238,34 +238,38 @@ def test_comparison_json_names_every_pair(tmp_path: Path) -> None:
 
 # --- acceptance, on real runs ------------------------------------------------------------------
 
-DOUBLED_SLEEP = """
-description = "the sleep workload at twice its default duration"
+TRIPLED_SLEEP = """
+description = "the sleep workload at three times its default duration"
 [[workloads]]
 name = "sleep"
-duration_ms = 20
+duration_ms = 30
 """
+THRESHOLD = "50"
+"""Identical code has read up to 45 % slower here: a burst of load from outside (no CPU
+steal recorded) slowed every GIL-bound thread cell of one run's cpu section. The threshold
+leaves room for that; a real two-thirds loss is still far beyond it."""
 
 
 @pytest.mark.slow
-def test_real_runs_same_code_passes_doubled_sleep_fails(
+def test_real_runs_same_code_passes_tripled_sleep_fails(
     quick_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     first, second = quick_runs
-    same = offbench("compare", str(first), str(second), "--fail-on-regression", "25")
+    same = offbench("compare", str(first), str(second), "--fail-on-regression", THRESHOLD)
     assert same.returncode == 0, same.stdout[-3000:]
-    assert "no significant regression beyond 25%" in same.stdout
+    assert f"no significant regression beyond {THRESHOLD}%" in same.stdout
 
     scenario = tmp_path / "slow-sleep.toml"
-    scenario.write_text(DOUBLED_SLEEP)
+    scenario.write_text(TRIPLED_SLEEP)
     slow = tmp_path / "slow.json"
     done = offbench("run", str(scenario), "--quick", "-o", str(slow))
     assert done.returncode == 0, done.stderr[-2000:]
-    worse = offbench("compare", str(first), str(slow), "--fail-on-regression", "25", "-o", "-")
+    worse = offbench("compare", str(first), str(slow), "--fail-on-regression", THRESHOLD, "-o", "-")
     assert worse.returncode == 1, worse.stderr[-3000:]
     pairs = json.loads(worse.stdout)["pairs"]
     sleep_pairs = [p for p in pairs if p["key"]["workload"] == "sleep"]
     assert len(sleep_pairs) == 20
     offloaded = [p for p in sleep_pairs if p["key"]["strategy"] != "direct"]
-    # An offloaded 20 ms sleep halves throughput at any concurrency below the pool's size.
+    # An offloaded 30 ms sleep cuts throughput to a third at any concurrency below the pool's size.
     assert all(p["throughput"]["direction"] == "slower" for p in offloaded), offloaded
-    assert all(-60 < p["throughput"]["percent"] < -35 for p in offloaded)
+    assert all(-75 < p["throughput"]["percent"] < -55 for p in offloaded)
