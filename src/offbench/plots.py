@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from offbench import histogram
+from offbench import histogram, report
 from offbench.chart import MIN_LAG_SHOWN_MS
 from offbench.compare import key_of
 from offbench.errors import UsageError
@@ -82,25 +82,18 @@ class Group:
         return f"row{self.index}"
 
     def cells(self, run: RunResult) -> list[CellResult]:
-        """Return the row's cells in the run's strategy and loop order."""
-        strategy_order = {name: i for i, name in enumerate(run.settings.strategies)}
-        loop_order = {name: i for i, name in enumerate(run.settings.loops)}
-        rows = [r for r in run.results if (r.workload, r.params, r.concurrency) ==
-                (self.workload, self.params, self.concurrency)]
-        return sorted(rows, key=lambda r: (strategy_order.get(r.strategy, len(strategy_order)),
-                                           r.max_workers or 0, loop_order.get(r.loop, len(loop_order))))
+        """Return the row's cells in the order of the workload's table (strategy, pool size, loop)."""
+        rows = report.workload_rows(run, self.workload, self.params)
+        return [r for r in rows if r.concurrency == self.concurrency]
 
 
 def groups(run: RunResult) -> list[Group]:
     """Return the rows of charts of a run: each workload in measured order, its concurrencies rising."""
-    workloads: list[tuple[str, Params]] = []
-    levels: list[set[int]] = []
-    for r in run.results:
-        if (r.workload, r.params) not in workloads:
-            workloads.append((r.workload, r.params))
-            levels.append(set())
-        levels[workloads.index((r.workload, r.params))].add(r.concurrency)
-    rows = [(w, p, c) for (w, p), found in zip(workloads, levels, strict=True) for c in sorted(found)]
+    rows = [
+        (workload, params, level)
+        for workload, params in report.workloads_of(run)
+        for level in sorted({r.concurrency for r in report.workload_rows(run, workload, params)})
+    ]
     return [Group(w, p, c, i) for i, (w, p, c) in enumerate(rows)]
 
 

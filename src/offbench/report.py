@@ -51,10 +51,6 @@ def workloads_of(run: RunResult) -> list[tuple[str, Params]]:
     return list(seen.values())
 
 
-
-
-
-
 def workload_rows(run: RunResult, workload: str, params: Params | None = None) -> list[CellResult]:
     """Return one workload's cells in table order: concurrency, strategy, pool size, loop."""
     rows = [
@@ -289,12 +285,6 @@ def summary(run: RunResult) -> Text:
         style="dim",
     )
     return text
-
-
-
-
-
-
 
 
 def cell_line(result: CellResult) -> str:
