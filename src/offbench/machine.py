@@ -10,6 +10,7 @@ from importlib import metadata
 
 import msgspec
 
+from offbench import probe
 from offbench.processes import run_child
 from offbench.results import Machine
 from offbench.strategies import default_executor_workers
@@ -30,6 +31,7 @@ def describe() -> Machine:
         blas=blas_info(),
         gil_switch_interval_s=sys.getswitchinterval(),
         default_executor_workers=default_executor_workers(),
+        probe_ticks=probe.default_source(),
     )
 
 

@@ -281,7 +281,8 @@ def summary(run: RunResult) -> Text:
     text.append(
         f"Python {machine.python_version} on {machine.cpu_model} ({machine.cpu_count} CPUs); "
         f"default executor {machine.default_executor_workers} threads; "
-        f"GIL switch interval {machine.gil_switch_interval_s * 1000:g} ms",
+        f"GIL switch interval {machine.gil_switch_interval_s * 1000:g} ms"
+        + (f"; probe ticks on {machine.probe_ticks}" if machine.probe_ticks else ""),
         style="dim",
     )
     return text

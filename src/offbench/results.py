@@ -167,6 +167,8 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     blas: list[dict[str, str | int | None]]
     gil_switch_interval_s: float
     default_executor_workers: int
+    probe_ticks: str = ""
+    """What woke the probe: ``timerfd`` or ``loop-timers`` (:mod:`offbench.probe`); empty in older files."""
 
 
 Judgement = Literal["winner", "failed", "blocked", "gil", "lag", "capped", "slower"]
