@@ -119,3 +119,54 @@ def test_a_worker_killed_by_a_signal_says_which() -> None:
     result = runner.run_cell(cell("tests.helpers:kill_self", "direct"), timeout_s=20)
     assert result.status == "error"
     assert "killed by SIGKILL" in (result.error or "")
+
+
+def _preload_child(payload: bytes, report_fd: int) -> None:
+    import json
+
+    from offbench import processes, workloads
+
+    loaded = workloads.get("numpy").preload()
+    from threadpoolctl import threadpool_info
+
+    blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    facts = {
+        "loaded": loaded,
+        "threads": processes.native_thread_count(),
+        "start": processes.default_start_method(),
+        "blas_threads": blas,
+        "variables": [v for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if v in os.environ],
+    }
+    with open(report_fd, "w") as out:
+        json.dump(facts, out)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads counted from /proc")
+def test_preloading_numpy_leaves_the_runner_single_threaded_and_its_environment_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from offbench.processes import run_child
+
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OFFBENCH_START"):
+        monkeypatch.delenv(variable, raising=False)
+    outcome = run_child(_preload_child, b"", 60.0, method="spawn")
+    facts = json.loads(outcome.report)
+    assert facts == {
+        "loaded": True,
+        "threads": 1,
+        "start": "fork",
+        "blas_threads": [1],
+        "variables": [],
+    }
+
+
+def test_a_run_with_a_user_function_preloads_nothing() -> None:
+    def choices(*names: str) -> settings.RunSettings:
+        return settings.build_settings(settings.Choices(
+            workloads=[settings.WorkloadSpec(name=n) for n in names], strategies=["direct"],
+            loops=["asyncio"], concurrency=[1]))
+
+    assert runner.preload(choices("sleep", "tests.helpers:boom")) == []
+    assert runner.preload(choices("sleep")) == []

@@ -48,9 +48,21 @@ def default_start_method() -> str:
     forced = os.environ.get("OFFBENCH_START", "")
     if forced in START_METHODS:
         return forced
-    if hasattr(os, "fork") and threading.active_count() == 1:
+    if hasattr(os, "fork") and threading.active_count() == 1 and native_thread_count() in (1, None):
         return "fork"
     return "spawn"
+
+
+def native_thread_count() -> int | None:
+    """Return this process's threads as the kernel counts them (native ones too), if it can tell.
+
+    Python's ``threading`` misses threads a C library started (BLAS starts a pool at
+    import); a fork copies none of them, so a library that had them may hang in the child.
+    """
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
 
 
 OPEN_FILES_CAP = 1 << 16

@@ -28,7 +28,7 @@ import msgspec
 from offbench import __version__, machine, verdict, workloads
 from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
-from offbench.processes import ChildOutcome, run_child
+from offbench.processes import ChildOutcome, default_start_method, run_child
 from offbench.results import CellResult, RunResult, failed_cell
 from offbench.semantics import StrategySemantics
 from offbench.semantics.check import check
@@ -75,6 +75,7 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     info = machine.describe()
     matrix = cells(settings)
+    preload(settings)
     results: list[CellResult] = []
     found: list[StrategySemantics] = []
     complete = False
@@ -102,6 +103,19 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
         verdicts=verdict.decide(results, settings.lag_budget_ms, found),
         semantics=found,
     )
+
+
+def preload(settings: RunSettings) -> list[str]:
+    """Load the run's workloads' imports once, here, so every worker forked from us starts warm.
+
+    Not when a user function is in the run (it may want BLAS's own thread pool, which a
+    preloaded NumPy holds to one thread) or when workers are not forked. Returns the
+    workloads that loaded something.
+    """
+    names = [spec.name for spec in settings.workloads]
+    if any(":" in name for name in names) or default_start_method() != "fork":
+        return []
+    return [name for name in names if workloads.get(name).preload()]
 
 
 def run_cell(

@@ -66,6 +66,15 @@ class Workload(ABC):
             params[key] = value
         return params
 
+    def preload(self) -> bool:
+        """Import in the runner, once, what every cell's worker would otherwise import again.
+
+        Workers are forked from the runner, so they start with it loaded. Only what
+        leaves the runner single-threaded may be loaded here; return whether anything
+        was. The default loads nothing.
+        """
+        return False
+
     def prepare(self, params: Mapping[str, ParamValue]) -> Params:
         """Ready this process to run the workload (imports, pinning); return facts to record.
 
