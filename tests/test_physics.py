@@ -4,29 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from offbench import runner
-from offbench.results import CellResult
-from offbench.settings import CellSpec
+from tests.cells import measure
 
 OFFLOADS = ["executor-per-call", "default-executor", "to-thread", "process-pool"]
-
-
-def measure(strategy: str, loop: str = "asyncio", concurrency: int = 1, **extra: object) -> CellResult:
-    cell = CellSpec(
-        workload=str(extra.get("workload", "sleep")),
-        params=dict(extra.get("params", {"duration_ms": 10.0})),  # type: ignore[arg-type]
-        strategy=strategy,
-        loop=loop,
-        concurrency=concurrency,
-        window_s=0.5,
-        warmup_s=0.1,
-        probe_interval_ms=1.0,
-        stall_threshold_ms=10.0,
-        processes=int(extra.get("processes", 1)),  # type: ignore[call-overload]
-    )
-    result = runner.run_cell(cell, timeout_s=30)
-    assert result.ok, result.error
-    return result
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

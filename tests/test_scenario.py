@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from offbench import scenario, settings, strategies, workloads
+from offbench import loops, scenario, settings, strategies, workloads
 from offbench.errors import UsageError
 from offbench.settings import Choices, build_settings, cells
 from tests.test_cli import offbench
@@ -206,7 +207,10 @@ def test_list_shows_every_registered_name_and_shipped_scenario() -> None:
     listed = json.loads(done.stdout)
     assert [w["name"] for w in listed["workloads"]] == [*workloads.names(), "module:function"]
     assert [s["name"] for s in listed["strategies"]] == strategies.names()
-    assert {entry["name"] for entry in listed["loops"]} == {"asyncio", "uvloop"}
+    assert [entry["name"] for entry in listed["loops"]] == loops.names()
+    eager = next(entry for entry in listed["loops"] if entry["name"] == "asyncio-eager")
+    assert eager["default"] is False
+    assert eager["available"] is (sys.version_info >= (3, 12))
     assert [s["name"] for s in listed["scenarios"]] == list(scenario.shipped())
     assert all(entry["summary"] for section in listed.values() for entry in section)
     text = offbench("list")

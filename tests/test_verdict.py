@@ -150,6 +150,18 @@ def test_a_thread_pool_saturated_at_its_size_is_capped() -> None:
     assert "600 vs 800 ops/s at c=8" in thread.reason
 
 
+def test_a_capped_strategy_names_whose_default_caps_it() -> None:
+    verdict = only(decide([
+        cell("anyio-thread", 1, 100, 1.1, pool=40),
+        cell("anyio-thread", 64, 4000, 1.1, pool=40),
+        cell("executor-per-call", 1, 100, 1.2),
+        cell("executor-per-call", 64, 6000, 1.3),
+    ], 10))
+    anyio = judged(verdict, "anyio-thread")
+    assert anyio.judgement == "capped"
+    assert "capped at 40 threads, anyio's default limiter's size" in anyio.reason
+
+
 def test_an_explicit_pool_size_and_a_process_pool_are_the_pools_size() -> None:
     verdict = only(decide([
         cell("to-thread", 1, 100, 1, max_workers=4, pool=4),

@@ -23,7 +23,9 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     runs_on: str | None = None
     """Where a strategy runs the blocking function: loop, thread or process."""
     available: bool = True
-    """False for a loop that is not installed here."""
+    """False for a strategy or loop that cannot run here (its summary then says why)."""
+    default: bool = True
+    """False for a strategy or loop measured only when named."""
 
 
 class Catalog(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,7 +52,13 @@ def collect() -> Catalog:
             )
         ],
         strategies=[
-            Entry(name=cls.name, summary=cls.summary, runs_on=cls.runs_on)
+            Entry(
+                name=cls.name,
+                summary=cls.unavailable_reason() or cls.summary,
+                runs_on=cls.runs_on,
+                available=cls.unavailable_reason() is None,
+                default=cls.default,
+            )
             for cls in strategies.REGISTRY.values()
         ],
         loops=[
@@ -58,6 +66,7 @@ def collect() -> Catalog:
                 name=backend.name,
                 summary=backend.unavailable_reason() or backend.summary,
                 available=backend.unavailable_reason() is None,
+                default=backend.default,
             )
             for backend in (loops.get(name) for name in loops.names())
         ],

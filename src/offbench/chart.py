@@ -18,7 +18,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from offbench.formatting import format_rate
+from offbench.formatting import format_rate, loop_label
 from offbench.results import CellResult, LoopLag
 
 COLUMNS_PER_DECADE = 8
@@ -143,7 +143,7 @@ class WorkloadChart:
                 table.add_section()
             same_strategy = previous == (row.concurrency, row.strategy)
             table.add_row(
-                "" if same_strategy else row.strategy, row.loop, str(row.concurrency),
+                "" if same_strategy else row.strategy, loop_label(row.loop, row.python), str(row.concurrency),
                 *self._cells(row, glyphs),
             )
             previous = (row.concurrency, row.strategy)

@@ -96,7 +96,8 @@ def run(
     strategy: Annotated[
         list[str] | None,
         typer.Option("-s", "--strategy", metavar="NAME",
-                     help=f"Strategy, repeatable: {', '.join(strategies.names())}. Default: all."),
+                     help=f"Strategy, repeatable: {', '.join(strategies.names())}. "
+                     f"Default: {', '.join(strategies.default_names())}."),
     ] = None,
     loop: Annotated[
         list[str] | None,
@@ -194,6 +195,21 @@ def run(
                      help="Kill a cell's worker process after this long. Default: 15 s + 3 × (warm-up + "
                      "window)."),
     ] = None,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option("--dask-scheduler", metavar="ADDRESS",
+                     help="For -s dask: connect to this scheduler (tcp://HOST:PORT) instead of "
+                     "starting a local cluster per cell."),
+    ] = None,
+    python: Annotated[
+        list[str] | None,
+        typer.Option("--python", metavar="PATH",
+                     help="Run the cells under this interpreter (3.11+; a command like python3.13, or a "
+                     "path), repeatable, side by side in one table. offbench is installed in a venv "
+                     "cached per interpreter (~/.cache/offbench/venvs, or $OFFBENCH_CACHE; about a "
+                     "minute the first time). 'self' is the interpreter running offbench. Default: "
+                     "only the running interpreter."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the matrix the run would measure, and stop.")
     ] = False,
@@ -216,6 +232,8 @@ def run(
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         cell_timeout_s=cell_timeout,
+        pythons=python,
+        dask_scheduler=dask_scheduler,
     )
     if scenario_name is None:
         run_settings = settings.build_settings(command_line)
@@ -326,7 +344,7 @@ def check(
         list[str] | None,
         typer.Option("-s", "--strategy", metavar="NAME",
                      help=f"Strategy to check, repeatable: {', '.join(strategies.names())}. "
-                     "Default: all."),
+                     f"Default: {', '.join(strategies.default_names())}."),
     ] = None,
     loop: Annotated[
         list[str] | None,

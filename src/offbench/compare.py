@@ -47,6 +47,8 @@ class CellKey(msgspec.Struct, frozen=True, kw_only=True):
     max_workers: int | None
     loop: str
     concurrency: int
+    python: str = ""
+    """The interpreter (``--python``); "" = the one that ran offbench."""
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):

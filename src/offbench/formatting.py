@@ -19,6 +19,11 @@ def strategy_label(strategy: str, max_workers: int | None) -> str:
     return strategy if max_workers is None else f"{strategy} ({max_workers})"
 
 
+def loop_label(loop: str, python: str) -> str:
+    """Return the loop, with the interpreter a cell ran under when it was chosen: ``asyncio · 3.13.0``."""
+    return f"{loop} · {python}" if python else loop
+
+
 def format_rate(value: float) -> str:
     """Format operations per second: no decimals from 100 up, thousands separated."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"

@@ -117,6 +117,7 @@ def settings_rows(run: RunResult) -> list[tuple[str, str]]:
     return [
         ("strategies", ", ".join(s.strategies)),
         ("loops", ", ".join(s.loops)),
+        *([("pythons", report.pythons_line(run).removeprefix("Pythons: "))] if s.pythons else []),
         ("concurrency", ", ".join(map(str, s.concurrency))),
         ("window", f"{s.window_s:g} s after {s.warmup_s:g} s warm-up, {s.samples} parts, "
                    f"{s.processes} worker process(es) per cell"),

@@ -1,4 +1,4 @@
-"""Event-loop backends, registered by name: stock ``asyncio`` and ``uvloop``.
+"""Event-loop backends, registered by name: stock ``asyncio``, ``uvloop``, ``asyncio-eager``.
 
 A backend only names a loop factory for ``asyncio.Runner(loop_factory=...)``; the loop
 itself is created inside the cell's worker process, never in the parent.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,9 +27,27 @@ class LoopBackend:
     module: str
     factory_name: str
     distribution: str | None
+    default: bool = True
+    """False for a loop measured only when named."""
+    needs_python: tuple[int, int] | None = None
+    """The oldest Python that has what this loop needs."""
 
-    def unavailable_reason(self) -> str | None:
-        """Return why this loop cannot run here, or ``None`` if it can."""
+    def unavailable_reason(self, python: tuple[int, ...] | None = None) -> str | None:
+        """Return why this loop cannot run here, or ``None`` if it can.
+
+        ``python`` asks about another interpreter of that version instead (``--python``):
+        only the version is checked, since its venv has offbench's dependencies.
+        """
+        version = python or sys.version_info[:2]
+        if self.needs_python and version < self.needs_python:
+            wanted = ".".join(map(str, self.needs_python))
+            this = ".".join(map(str, python)) if python else platform.python_version()
+            return (
+                f"loop {self.name!r} is not available here: it needs Python {wanted}+, "
+                f"this is {this}"
+            )
+        if python:
+            return None
         try:
             importlib.import_module(self.module)
         except ImportError as exc:
@@ -53,11 +72,30 @@ class LoopBackend:
             return f"{self.name} (not installed)"
 
 
+def new_eager_loop() -> asyncio.AbstractEventLoop:
+    """Return a stock asyncio loop whose tasks start eagerly (``asyncio.eager_task_factory``).
+
+    A task whose coroutine finishes without suspending then never visits the loop's queue.
+    """
+    loop = asyncio.new_event_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    return loop
+
+
 REGISTRY: dict[str, LoopBackend] = {
     backend.name: backend
     for backend in (
         LoopBackend("asyncio", "the standard library's event loop", "asyncio", "new_event_loop", None),
         LoopBackend("uvloop", "libuv-based drop-in loop", "uvloop", "new_event_loop", "uvloop"),
+        LoopBackend(
+            "asyncio-eager",
+            "stock asyncio with asyncio.eager_task_factory (tasks start at once, 3.12+)",
+            "offbench.loops",
+            "new_eager_loop",
+            None,
+            default=False,
+            needs_python=(3, 12),
+        ),
     )
 }
 

@@ -86,7 +86,7 @@ def _bold_if_slower(cells: list[str], pair: Pair) -> list[str]:
 def _verdicts(result: RunResult) -> str:
     lines = [f"### Verdict (best throughput with loop lag p99 ≤ {result.settings.lag_budget_ms:g} ms)\n"]
     for verdict in result.verdicts:
-        label = formatting.workload_label(verdict.workload, verdict.params)
+        label = report.verdict_label(verdict)
         lines.append(f"- **{_escape(label)}**: {_escape(verdict.text)}")
         lines.extend(f"  - ⚠ {_escape(warning)}" for warning in verdict.warnings)
         for candidate in verdict.candidates:

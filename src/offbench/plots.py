@@ -27,7 +27,7 @@ from offbench import histogram, report
 from offbench.chart import MIN_LAG_SHOWN_MS
 from offbench.compare import key_of
 from offbench.errors import UsageError
-from offbench.formatting import strategy_label, workload_label
+from offbench.formatting import loop_label, strategy_label, workload_label
 from offbench.results import CellResult, LoopLag, RunResult
 from offbench.workloads import Params
 
@@ -98,9 +98,18 @@ def groups(run: RunResult) -> list[Group]:
 
 
 def loops_of(run: RunResult) -> list[str]:
-    """Return the run's loops that have at least one cell, in the run's order."""
-    present = {r.loop for r in run.results}
-    return [name for name in run.settings.loops if name in present]
+    """Return the run's loops that have at least one cell, in the run's order.
+
+    Under ``--python`` each loop and interpreter is one: ``asyncio · 3.13.0``.
+    """
+    present = {_where(r) for r in run.results}
+    pythons = [p.label for p in run.settings.pythons] or [""]
+    order = [loop_label(loop, python) for loop in run.settings.loops for python in pythons]
+    return [name for name in order if name in present]
+
+
+def _where(cell: CellResult) -> str:
+    return loop_label(cell.loop, cell.python)
 
 
 def spectrum_points(cell: CellResult) -> list[histogram.Point]:
@@ -158,7 +167,7 @@ def draw_row(figure: FigureBase, run: RunResult, group: Group, base: RunResult |
     colours = palette(cells)
     base_cells = _index(base)
     for ax, loop in zip(axes[:-1], loops, strict=False):
-        draw_spectrum(ax, group, [c for c in cells if c.loop == loop], loop, colours, base_cells,
+        draw_spectrum(ax, group, [c for c in cells if _where(c) == loop], loop, colours, base_cells,
                       run.settings.lag_budget_ms)
     spectra = [a for a in axes[:-1] if a.has_data()]
     if len(spectra) > 1:
@@ -224,12 +233,12 @@ def draw_throughput(ax: Axes, group: Group, cells: Sequence[CellResult], loops: 
     height = 0.8 / max(1, len(loops))
     for cell in cells:
         label = strategy_label(cell.strategy, cell.max_workers)
-        y = labels.index(label) + (loops.index(cell.loop) - (len(loops) - 1) / 2) * height
-        gid = f"{group.row_id}:throughput:{cell.loop}:{label}"
+        y = labels.index(label) + (loops.index(_where(cell)) - (len(loops) - 1) / 2) * height
+        gid = f"{group.row_id}:throughput:{_where(cell)}:{label}"
         if not cell.ok:
             ax.text(0, y, f" {cell.status}", va="center", fontsize=7, color="red", gid=gid)
             continue
-        hatch = "////" if loops.index(cell.loop) % 2 else None
+        hatch = "////" if loops.index(_where(cell)) % 2 else None
         ax.barh(y, cell.throughput_ops_s, height=height * 0.9, color=colours[label], alpha=0.75,
                 hatch=hatch, edgecolor="white", gid=gid)
         parts = cell.samples.throughput_ops_s if cell.samples else []

@@ -106,6 +106,11 @@ def deferred_stop_signals() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _unblock_stop_signals() -> None:
+    """Let SIGINT and SIGTERM in again: a child inherits the mask its parent started it under."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 class Child:
     """A started child process: its pid, exit status, captured output, and its group's end."""
 
@@ -187,8 +192,14 @@ class Child:
         return self._log.read().decode("utf-8", "replace").strip()
 
 
-def start_child(main: ChildMain, payload: bytes, report_fd: int, method: str | None = None) -> Child:
+def start_child(
+    main: ChildMain, payload: bytes, report_fd: int, method: str | None = None,
+    executable: str | None = None,
+) -> Child:
     """Start ``main(payload, report_fd)`` in a new child process in its own session.
+
+    With ``executable`` (another interpreter, with offbench installed) the child is
+    always spawned with it, never forked.
 
     The caller keeps its copy of ``report_fd`` and must close it after this returns, so
     that reading the other end sees EOF when the child exits. The child and everything it
@@ -197,12 +208,12 @@ def start_child(main: ChildMain, payload: bytes, report_fd: int, method: str | N
     """
     log = tempfile.TemporaryFile()  # noqa: SIM115 - owned and closed by the Child
     scratch = tempfile.mkdtemp(prefix="offbench-child-")
-    method = method or default_start_method()
+    method = "spawn" if executable else (method or default_start_method())
     if method == "fork":
         return Child(_fork(main, payload, report_fd, log.fileno(), scratch), log, None, scratch)
     target = f"{main.__module__}:{main.__qualname__}"
     try:
-        popen = _spawn(target, report_fd, log, scratch)
+        popen = _spawn(target, report_fd, log, scratch, executable or sys.executable)
     except BaseException:
         log.close()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -214,9 +225,11 @@ def start_child(main: ChildMain, payload: bytes, report_fd: int, method: str | N
     return Child(popen.pid, log, popen, scratch)
 
 
-def _spawn(target: str, report_fd: int, log: IO[bytes], scratch: str) -> subprocess.Popen[bytes]:
+def _spawn(
+    target: str, report_fd: int, log: IO[bytes], scratch: str, executable: str
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "offbench.child", target, str(report_fd)],
+        [executable, "-m", "offbench.child", target, str(report_fd)],
         stdin=subprocess.PIPE,
         stdout=log,
         stderr=log,
@@ -239,6 +252,7 @@ def _fork(main: ChildMain, payload: bytes, report_fd: int, log_fd: int, scratch:
         os.dup2(null, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _unblock_stop_signals()
         os.environ["TMPDIR"] = scratch
         tempfile.tempdir = None  # forget the parent's choice; the next use reads TMPDIR
         main(payload, report_fd)
@@ -255,6 +269,7 @@ def _fork(main: ChildMain, payload: bytes, report_fd: int, log_fd: int, scratch:
 def child_entry(argv: list[str]) -> None:
     """Run a spawned child: ``offbench.child MODULE:FUNCTION REPORT_FD``, payload on stdin."""
     target, fd = argv
+    _unblock_stop_signals()
     module_name, _, func_name = target.partition(":")
     main = getattr(importlib.import_module(module_name), func_name)
     payload = sys.stdin.buffer.read()
@@ -295,22 +310,28 @@ def run_child(
     on_wait: Callable[[], None] = lambda: None,
     method: str | None = None,
     poll_s: float = 0.25,
+    executable: str | None = None,
 ) -> ChildOutcome:
     """Run ``main(payload, fd)`` in a child, collect what it writes to ``fd`` until it exits.
 
     ``on_wait`` is called about every ``poll_s`` seconds while waiting (progress
     refresh). After ``timeout`` seconds the child's whole group is killed. However this
     returns, including by ``KeyboardInterrupt``, no process of the child's group is left.
+    ``executable`` spawns the child with another interpreter (see :func:`start_child`).
     """
-    read_fd, write_fd = os.pipe()
-    try:
-        child = start_child(main, payload, write_fd, method)
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    with child, os.fdopen(read_fd, "rb", buffering=0) as reader:
+    with contextlib.ExitStack() as owned:
+        # A Ctrl-C between making the child (its folder, its process) and owning it here
+        # would leave both behind: it waits until the child is in the stack.
+        with deferred_stop_signals():
+            read_fd, write_fd = os.pipe()
+            try:
+                child = owned.enter_context(start_child(main, payload, write_fd, method, executable))
+            except BaseException:
+                os.close(read_fd)
+                raise
+            finally:
+                os.close(write_fd)
+            reader = owned.enter_context(os.fdopen(read_fd, "rb", buffering=0))
         report, timed_out = _read_until_eof(reader, time.monotonic() + timeout, on_wait, poll_s)
         if timed_out:
             child.stop(grace=0.5)

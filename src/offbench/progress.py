@@ -21,6 +21,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from offbench.formatting import loop_label
+from offbench.interpreters import Interpreter
 from offbench.report import cell_line
 from offbench.results import CellResult
 from offbench.settings import CellSpec
@@ -60,7 +62,8 @@ class RunProgress:
 
     def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
         """Show which cell runs now."""
-        where = f"{cell.workload} · {cell.strategy} · {cell.loop} · c={cell.concurrency}"
+        loop = loop_label(cell.loop, cell.python)
+        where = f"{cell.workload} · {cell.strategy} · {loop} · c={cell.concurrency}"
         self.progress.update(self.task, total=total, completed=index, description=escape(where))
         self.progress.refresh()
 
@@ -83,3 +86,8 @@ class RunProgress:
         self.progress.refresh()
         if not self.live:
             self.console.print(f"checking semantics: {strategy} on {loop}", markup=False)
+
+    def installing(self, python: Interpreter) -> None:
+        """Say that a venv is being made for ``python`` (the first time only), on a line of its own."""
+        self.console.print(f"preparing a venv for {python.given} (Python {python.label}, first time only)…",
+                           markup=False, highlight=False)

@@ -17,10 +17,14 @@ from offbench.results import CellResult, RunResult
 
 
 def benchmark_name(result: CellResult) -> str:
-    """Return the pyperf name of a cell: ``sleep (duration_ms=10.0)/to-thread/uvloop/c=8``."""
+    """Return the pyperf name of a cell: ``sleep (duration_ms=10.0)/to-thread/uvloop/c=8``.
+
+    Under ``--python`` the interpreter follows the loop: ``cpu/direct/asyncio/3.13.0/c=1``.
+    """
+    python = f"/{result.python}" if result.python else ""
     return (
         f"{workload_label(result.workload, result.params)}/"
-        f"{strategy_label(result.strategy, result.max_workers)}/{result.loop}/c={result.concurrency}"
+        f"{strategy_label(result.strategy, result.max_workers)}/{result.loop}{python}/c={result.concurrency}"
     )
 
 
@@ -53,6 +57,7 @@ def op_latencies_s(result: CellResult) -> list[float]:
 
 def _metadata(run: RunResult, r: CellResult) -> dict[str, str | int | float]:
     machine = run.machine
+    python = next((p for p in run.settings.pythons if p.label == r.python), None)
     metadata: dict[str, str | int | float] = {
         "name": benchmark_name(r),
         "unit": "second",
@@ -60,8 +65,8 @@ def _metadata(run: RunResult, r: CellResult) -> dict[str, str | int | float]:
         if r.samples
         else "offbench cell",
         "date": run.created,
-        "python_version": machine.python_version,
-        "python_implementation": machine.python_implementation.lower(),
+        "python_version": python.version if python else machine.python_version,
+        "python_implementation": (python.implementation if python else machine.python_implementation).lower(),
         "platform": machine.platform,
         "cpu_model_name": machine.cpu_model,
         "cpu_count": machine.cpu_count,

@@ -18,7 +18,14 @@ from rich.text import Text
 from offbench.catalog import Catalog, Entry
 from offbench.chart import LagScale, WorkloadChart
 from offbench.compare import CellKey, Change, Comparison, Pair, regressions
-from offbench.formatting import format_ms, format_rate, format_spread, strategy_label, workload_label
+from offbench.formatting import (
+    format_ms,
+    format_rate,
+    format_spread,
+    loop_label,
+    strategy_label,
+    workload_label,
+)
 from offbench.results import CellResult, RunResult, Verdict
 from offbench.settings import RunSettings, cells
 from offbench.workloads import Params
@@ -58,12 +65,14 @@ def workload_rows(run: RunResult, workload: str, params: Params | None = None) -
     ]
     strategy_order = {name: i for i, name in enumerate(run.settings.strategies)}
     loop_order = {name: i for i, name in enumerate(run.settings.loops)}
+    python_order = {python.label: i for i, python in enumerate(run.settings.pythons)}
     rows.sort(
         key=lambda r: (
             r.concurrency,
             strategy_order.get(r.strategy, len(strategy_order)),
             r.max_workers or 0,
             loop_order.get(r.loop, len(loop_order)),
+            python_order.get(r.python, len(python_order)),
         )
     )
     return rows
@@ -75,6 +84,7 @@ def table_caption(run: RunResult) -> str:
         f"times in ms · {BEST_MARK} best throughput with loop lag p99 ≤ {run.settings.lag_budget_ms:g} ms"
         f" (per loop and concurrency) · ± relative std dev over the {run.settings.samples} parts"
         " of each window"
+        + (f" · {pythons_line(run)}" if run.settings.pythons else "")
     )
 
 
@@ -129,7 +139,7 @@ COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
 def row_cells(row: CellResult, baseline: CellResult | None, best: bool) -> list[str]:
     """Return the plain-text cells of one result row (shared by the terminal and markdown)."""
     label = strategy_label(row.strategy, row.max_workers)
-    head = [f"{label} {BEST_MARK}" if best else label, row.loop, str(row.concurrency)]
+    head = [f"{label} {BEST_MARK}" if best else label, loop_label(row.loop, row.python), str(row.concurrency)]
     if not row.ok:
         return [*head, row.status, *[""] * (len(COLUMNS) - 4)]
     lat, lag, samples = row.op_latency_ms, row.loop_lag_ms, row.samples
@@ -168,11 +178,12 @@ def _lag_style(ms: float, budget: float) -> str:
 
 
 def baseline(rows: Iterable[CellResult], row: CellResult) -> CellResult | None:
-    """Return the ok ``direct`` cell at the same loop and concurrency as ``row``: the ×direct base."""
+    """Return the ok ``direct`` cell at ``row``'s loop, interpreter and concurrency: the ×direct base."""
     for other in rows:
         if (
             other.strategy == "direct"
             and other.loop == row.loop
+            and other.python == row.python
             and other.concurrency == row.concurrency
             and other.ok
         ):
@@ -181,12 +192,12 @@ def baseline(rows: Iterable[CellResult], row: CellResult) -> CellResult | None:
 
 
 def best_cells(rows: Iterable[CellResult], budget_ms: float) -> list[CellResult]:
-    """Return, per (loop, concurrency), the fastest ok cell whose lag p99 is within budget."""
-    best: dict[tuple[str, int], CellResult] = {}
+    """Return, per (loop, interpreter, concurrency), the fastest ok cell whose lag p99 is within budget."""
+    best: dict[tuple[str, str, int], CellResult] = {}
     for row in rows:
         if not row.ok or row.loop_lag_ms is None or row.loop_lag_ms.p99 > budget_ms:
             continue
-        key = (row.loop, row.concurrency)
+        key = (row.loop, row.python, row.concurrency)
         if key not in best or row.throughput_ops_s > best[key].throughput_ops_s:
             best[key] = row
     return list(best.values())
@@ -199,7 +210,7 @@ def verdicts(found: Iterable[Verdict]) -> Text:
     budget = found[0].lag_budget_ms if found else 0.0
     text.append(f"Verdict (best throughput with loop lag p99 ≤ {budget:g} ms)\n", style="bold")
     for verdict in found:
-        text.append(f"  {workload_label(verdict.workload, verdict.params)}: ", style="bold")
+        text.append(f"  {verdict_label(verdict)}: ", style="bold")
         text.append(f"{verdict.text}\n", style="green" if verdict.winner else "red")
         for warning in verdict.warnings:
             text.append(f"    ⚠ {warning}\n", style="yellow")
@@ -210,6 +221,21 @@ def verdicts(found: Iterable[Verdict]) -> Text:
             text.append(f"    {name}: {candidate.reason}\n", style="dim")
     text.rstrip()
     return text
+
+
+def verdict_label(verdict: Verdict) -> str:
+    """Return what a verdict is about: the workload, and the interpreter when one was chosen."""
+    label = workload_label(verdict.workload, verdict.params)
+    return f"{label} on Python {verdict.python}" if verdict.python else label
+
+
+def pythons_line(run: RunResult) -> str:
+    """Return the interpreters of a ``--python`` run, with their GIL state; "" without ``--python``."""
+    if not run.settings.pythons:
+        return ""
+    shown = [f"{p.label} ({p.implementation}, GIL {'on' if p.gil_enabled else 'off'})"
+             for p in run.settings.pythons]
+    return "Pythons: " + ", ".join(shown)
 
 
 def plan(settings: RunSettings) -> Text:
@@ -224,6 +250,8 @@ def plan(settings: RunSettings) -> Text:
         ("workloads", ", ".join(workload_label(w.name, w.params) for w in settings.workloads)),
         ("strategies", ", ".join(settings.strategies)),
         ("loops", ", ".join(settings.loops)),
+        *([("pythons", ", ".join(f"{p.title} ({p.given})" for p in settings.pythons))]
+          if settings.pythons else []),
         ("concurrency", ", ".join(map(str, settings.concurrency))),
         ("pool sizes", sizes),
         ("window", f"{settings.window_s:g} s after {settings.warmup_s:g} s warm-up, "
@@ -258,6 +286,8 @@ def print_catalog(found: Catalog, console: Console) -> None:
             if entry.runs_on:
                 detail += f" (runs on the {entry.runs_on})" if entry.runs_on == "loop" else (
                     f" (runs in a {entry.runs_on})")
+            if entry.available and not entry.default:
+                detail += " [only when named]"
             table.add_row(escape(entry.name), Text(detail, style="" if entry.available else "dim"))
         console.print(table)
         console.print()
@@ -274,7 +304,8 @@ def summary(run: RunResult) -> Text:
         style="bold" if not failed and run.complete else "bold red",
     )
     for r in failed:
-        where = f"{r.workload} / {strategy_label(r.strategy, r.max_workers)} / {r.loop} / {r.concurrency}"
+        where = (f"{r.workload} / {strategy_label(r.strategy, r.max_workers)} / "
+                 f"{loop_label(r.loop, r.python)} / {r.concurrency}")
         text.append(f"  {where}: ", style="red")
         text.append(f"{r.status}: {r.error}\n")
     machine = run.machine
@@ -285,13 +316,15 @@ def summary(run: RunResult) -> Text:
         + (f"; probe ticks on {machine.probe_ticks}" if machine.probe_ticks else ""),
         style="dim",
     )
+    if run.settings.pythons:
+        text.append(f"\n{pythons_line(run)}", style="dim")
     return text
 
 
 def cell_line(result: CellResult) -> str:
     """Return a one-line plain-text account of a finished cell (for logs)."""
     strategy = strategy_label(result.strategy, result.max_workers)
-    where = f"{result.workload} {strategy} {result.loop} c={result.concurrency}"
+    where = f"{result.workload} {strategy} {loop_label(result.loop, result.python)} c={result.concurrency}"
     if not result.ok:
         return f"{where}: {result.status}: {result.error}"
     lag = result.loop_lag_ms
@@ -328,7 +361,8 @@ def comparison_title(comparison: Comparison) -> str:
 def comparison_row(comparison: Comparison, p: Pair) -> list[str]:
     """Return the plain-text cells of one pair (shared by the terminal and markdown tables)."""
     loop = p.new_loop if comparison.by == "loop" else p.key.loop
-    head = [strategy_label(p.key.strategy, p.key.max_workers), loop, str(p.key.concurrency)]
+    head = [strategy_label(p.key.strategy, p.key.max_workers), loop_label(loop, p.key.python),
+            str(p.key.concurrency)]
     if p.status != "compared" or p.throughput is None or p.lag_p99 is None:
         return [*head, p.status, "", "", ""]
     tp, lag = p.throughput, p.lag_p99
@@ -442,5 +476,5 @@ def comparison_summary(comparison: Comparison, fail_on_regression: float | None)
 def _key_text(key: CellKey, loop: str | None = None) -> str:
     return (
         f"{workload_label(key.workload, key.params)} / {strategy_label(key.strategy, key.max_workers)}"
-        f" / {loop or key.loop} / c={key.concurrency}"
+        f" / {loop_label(loop or key.loop, key.python)} / c={key.concurrency}"
     )

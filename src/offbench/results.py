@@ -43,6 +43,7 @@ class CellIdentity(TypedDict):
     loop: str
     concurrency: int
     max_workers: int | None
+    python: str
 
 
 def identity(cell: CellSpec) -> CellIdentity:
@@ -54,6 +55,7 @@ def identity(cell: CellSpec) -> CellIdentity:
         loop=cell.loop,
         concurrency=cell.concurrency,
         max_workers=cell.max_workers,
+        python=cell.python,
     )
 
 
@@ -100,6 +102,8 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     loop: str
     concurrency: int
     max_workers: int | None = None
+    python: str = ""
+    """The interpreter's label (``settings.pythons``); "" = the one that ran offbench (``machine``)."""
     status: Status
     error: str | None = None
     traceback: str | None = None
@@ -193,6 +197,8 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
 
     workload: str
     params: Params
+    python: str = ""
+    """The interpreter whose cells were judged (a verdict compares strategies under one)."""
     lag_budget_ms: float
     winner: Candidate | None
     text: str

@@ -25,9 +25,10 @@ from typing import Protocol
 
 import msgspec
 
-from offbench import __version__, machine, verdict, workloads
+from offbench import __version__, interpreters, machine, verdict, workloads
 from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
+from offbench.interpreters import Interpreter
 from offbench.processes import ChildOutcome, default_start_method, run_child
 from offbench.results import CellResult, RunResult, failed_cell
 from offbench.semantics import StrategySemantics
@@ -51,6 +52,9 @@ class Observer(Protocol):
     def checking(self, strategy: str, loop: str) -> None:
         """Note that the semantic experiments for ``strategy`` on ``loop`` are about to run."""
 
+    def installing(self, python: Interpreter) -> None:
+        """Note that offbench is being installed in a venv for ``python`` (a minute, first time only)."""
+
 
 class NullObserver:
     """An observer that ignores everything."""
@@ -67,12 +71,23 @@ class NullObserver:
     def checking(self, strategy: str, loop: str) -> None:
         """Ignore."""
 
+    def installing(self, python: Interpreter) -> None:
+        """Ignore."""
+
 
 def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
-    """Measure every cell of ``settings``; return the results, partial if interrupted."""
+    """Measure every cell of ``settings``; return the results, partial if interrupted.
+
+    Each of ``settings.pythons`` first gets its venv (:func:`offbench.interpreters.prepare`;
+    ``UsageError`` before any cell runs if that fails), and its cells' workers are
+    spawned with the venv's interpreter.
+    """
     observer = observer or NullObserver()
     began = time.monotonic()
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    settings = msgspec.structs.replace(settings, pythons=[
+        interpreters.prepare(python, observer.installing) for python in settings.pythons])
+    executables = {python.label: python.executable for python in settings.pythons}
     info = machine.describe()
     matrix = cells(settings)
     preload(settings)
@@ -82,7 +97,8 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
     try:
         for index, cell in enumerate(matrix):
             observer.cell_started(index, len(matrix), cell)
-            result = run_cell(cell, settings.cell_timeout_s, observer.waiting)
+            result = run_cell(cell, settings.cell_timeout_s, observer.waiting,
+                              executables.get(cell.python))
             results.append(result)
             observer.cell_finished(index, len(matrix), result)
         if settings.semantics:
@@ -109,24 +125,25 @@ def preload(settings: RunSettings) -> list[str]:
     """Load the run's workloads' imports once, here, so every worker forked from us starts warm.
 
     Not when a user function is in the run (it may want BLAS's own thread pool, which a
-    preloaded NumPy holds to one thread) or when workers are not forked. Returns the
-    workloads that loaded something.
+    preloaded NumPy holds to one thread) or when workers are not forked (as under
+    ``--python``). Returns the workloads that loaded something.
     """
     names = [spec.name for spec in settings.workloads]
-    if any(":" in name for name in names) or default_start_method() != "fork":
+    if any(":" in name for name in names) or default_start_method() != "fork" or settings.pythons:
         return []
     return [name for name in names if workloads.get(name).preload()]
 
 
 def run_cell(
-    cell: CellSpec, timeout_s: float, on_wait: Callable[[], None] | None = None
+    cell: CellSpec, timeout_s: float, on_wait: Callable[[], None] | None = None,
+    executable: str | None = None,
 ) -> CellResult:
     """Measure one cell in fresh worker processes, one after the other, inside its workload's fixture.
 
     ``timeout_s`` applies to each worker process. The first worker that fails fails the
     cell, and no further one starts. The cell's parameters are completed with the
     workload's defaults here, so a cell built by hand (in tests, say) needs to name
-    only what differs.
+    only what differs. ``executable`` spawns the workers with another interpreter.
     """
     began = time.monotonic()
     measured: list[Measurement] = []
@@ -138,7 +155,8 @@ def run_cell(
             cell = msgspec.structs.replace(cell, resources=resources)
             for share in process_shares(cell):
                 outcome = run_child(
-                    child_main, msgspec.json.encode(share), timeout_s, on_wait or (lambda: None)
+                    child_main, msgspec.json.encode(share), timeout_s, on_wait or (lambda: None),
+                    executable=executable,
                 )
                 start_method = outcome.start_method
                 report = _from_outcome(cell, outcome, timeout_s)

@@ -52,6 +52,8 @@ class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lag_budget_ms: float | None = None
     samples: int | None = None
     processes: int | None = None
+    pythons: str | list[str] | None = None
+    dask_scheduler: str | None = None
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,6 +162,8 @@ def _choices(raw: ScenarioFile) -> Choices:
         lag_budget_ms=raw.lag_budget_ms,
         samples=raw.samples,
         processes=raw.processes,
+        pythons=_listed(raw.pythons),
+        dask_scheduler=raw.dask_scheduler,
     )
 
 

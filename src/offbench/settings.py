@@ -10,13 +10,16 @@ travels to it as JSON.
 from __future__ import annotations
 
 import math
+import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import msgspec
 
-from offbench import loops, strategies, workloads
+from offbench import interpreters, loops, strategies, workloads
 from offbench.errors import UsageError
+from offbench.interpreters import Interpreter
 from offbench.processes import open_files_ceiling
 from offbench.workloads import Params
 
@@ -68,6 +71,8 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     samples: int | None = None
     processes: int | None = None
     semantics: bool | None = None
+    dask_scheduler: str | None = None
+    pythons: list[str] | None = None
     quick: bool = False
 
 
@@ -109,9 +114,13 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Worker processes per cell, one after the other, sharing the window's parts."""
     semantics: bool = False
     """Run ``offbench check``'s experiments for the run's strategies and loops, for the verdict."""
+    dask_scheduler: str | None = None
+    """The scheduler the ``dask`` strategy connects to (``tcp://HOST:PORT``); ``None`` = a local cluster."""
     quick: bool = False
     scenario: str | None = None
     """Where the settings came from: a scenario file's path or a shipped scenario's name."""
+    pythons: list[Interpreter] = []
+    """Interpreters the cells run under (``--python``), each an axis value; empty = the running one."""
 
 
 class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +139,10 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     samples: int = DEFAULT_SAMPLES
     processes: int = 1
     resources: Params = {}
+    dask_scheduler: str | None = None
+    """Set for ``dask`` cells only: the scheduler to connect to instead of starting a local cluster."""
+    python: str = ""
+    """The interpreter's label (:class:`~offbench.interpreters.Interpreter`); "" = the running one."""
 
 
 def process_shares(cell: CellSpec) -> list[CellSpec]:
@@ -155,7 +168,8 @@ def default_cell_timeout(window_s: float, warmup_s: float) -> float:
 def build_settings(choices: Choices | None = None, scenario: str | None = None) -> RunSettings:
     """Validate ``choices`` and fill in defaults; raise ``UsageError`` naming the key at fault.
 
-    What is not chosen takes its default: every built-in workload, strategy and installed loop,
+    What is not chosen takes its default: every built-in workload, the default strategies and
+    loops that can run here,
     concurrency 1 and 8, the library's executor sizes. Duplicates are dropped, order is kept.
     """
     c = choices or Choices()
@@ -177,10 +191,13 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     chosen_workloads = _workloads(c.workloads)
     levels = _sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY)
     _check_open_files(chosen_workloads, max(levels))
+    pythons = _pythons(c.pythons)
     return RunSettings(
         workloads=chosen_workloads,
-        strategies=_names("strategies", c.strategies, strategies.names(), strategies.get),
-        loops=_names("loops", c.loops, _installed_loops(), _available_loop),
+        strategies=_names(
+            "strategies", c.strategies, strategies.default_names(), strategies.require_available
+        ),
+        loops=_names("loops", c.loops, _installed_loops(), _loop_check(pythons)),
         concurrency=levels,
         max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
         window_s=window,
@@ -192,9 +209,44 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         samples=samples,
         processes=processes,
         semantics=c.semantics is not False,
+        dask_scheduler=_dask_scheduler(c.dask_scheduler, c.strategies),
+        pythons=pythons,
         quick=quick,
         scenario=scenario,
     )
+
+
+def _pythons(given: Sequence[str] | None) -> list[Interpreter]:
+    """Find and identify each ``--python`` interpreter (no venv yet: the runner prepares those)."""
+    if given is not None and not given:
+        raise UsageError("pythons is empty: name at least one interpreter", key="pythons")
+    found: dict[str, Interpreter] = {}
+    for name in _unique(given or []):
+        interpreter = interpreters.resolve(name)
+        if interpreter.label in found:
+            raise UsageError(f"--python {name} is the same interpreter as --python "
+                             f"{found[interpreter.label].given} ({interpreter.label})", key="pythons")
+        found[interpreter.label] = interpreter
+    return list(found.values())
+
+
+_SCHEDULER_ADDRESS = re.compile(r"^(?:tcp|tls)://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})/?$")
+
+
+def _dask_scheduler(address: str | None, chosen: Sequence[str] | None) -> str | None:
+    """Check a Dask scheduler address's shape (``tcp://HOST:PORT``); the cell finds out if it answers."""
+    if address is None:
+        return None
+    match = _SCHEDULER_ADDRESS.match(address.strip())
+    if not match or not 1 <= int(match["port"]) <= 65535:
+        raise UsageError(
+            f"dask scheduler must be an address like tcp://HOST:PORT (or tls://), got {address!r}",
+            key="dask_scheduler",
+        )
+    if "dask" not in (chosen or []):
+        raise UsageError("a dask scheduler is used only by the dask strategy: add -s dask",
+                         key="dask_scheduler")
+    return address.strip().rstrip("/")
 
 
 def _samples(samples: float, window_s: float, probe_interval_ms: float) -> int:
@@ -292,7 +344,27 @@ def _names(
 
 
 def _installed_loops() -> list[str]:
-    return [name for name in loops.names() if loops.get(name).unavailable_reason() is None]
+    return [
+        name
+        for name in loops.names()
+        if loops.get(name).default and loops.get(name).unavailable_reason() is None
+    ]
+
+
+def _loop_check(pythons: Sequence[Interpreter]) -> Callable[[str], None]:
+    """Return the check of a named loop: against each ``--python`` interpreter, else this one."""
+    if not pythons:
+        return _available_loop
+
+    def check(name: str) -> None:
+        for python in pythons:
+            version = tuple(int(part) for part in python.version.split(".")[:2])
+            here = python.executable == sys.executable
+            reason = loops.get(name).unavailable_reason(None if here else version)
+            if reason:
+                raise UsageError(f"{reason} (--python {python.given})")
+
+    return check
 
 
 def _available_loop(name: str) -> None:
@@ -311,7 +383,7 @@ def _sizes(key: str, chosen: Sequence[N], most: int) -> list[N]:
 
 
 def cells(settings: RunSettings) -> list[CellSpec]:
-    """Expand settings into cells: workload × strategy × executor size × loop × concurrency.
+    """Expand settings into cells: workload × strategy × executor size × loop × interpreter × concurrency.
 
     Strategies without a pool of their own (``direct``, ``executor-per-call``) run once,
     whatever executor sizes are swept.
@@ -330,6 +402,8 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             stall_threshold_ms=settings.stall_threshold_ms,
             samples=settings.samples,
             processes=settings.processes,
+            dask_scheduler=settings.dask_scheduler if strategy == "dask" else None,
+            python=python,
         )
         for w in settings.workloads
         for strategy in settings.strategies
@@ -337,6 +411,7 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             settings.max_workers if strategies.get(strategy).sized else [None]
         )
         for loop in settings.loops
+        for python in [i.label for i in settings.pythons] or [""]
         for level in settings.concurrency
     ]
 

@@ -54,13 +54,16 @@ class _Entry:
 def decide(
     results: Sequence[CellResult], lag_budget_ms: float, found: Sequence[StrategySemantics] = ()
 ) -> list[Verdict]:
-    """Return one verdict per workload and parameter set, in order of first appearance.
+    """Return one verdict per workload, parameter set and interpreter, in order of first appearance.
+
+    Under ``--python`` each interpreter gets its own verdicts: strategies are compared
+    only with each other under the same interpreter.
 
     ``found`` (the run's semantics) adds warnings about the winner: the experiments it
     answered no to that have a caveat, e.g. context variables lost.
     """
     verdicts = [
-        _verdict(workload, params, cells, lag_budget_ms)
+        msgspec.structs.replace(_verdict(workload, params, cells, lag_budget_ms), python=cells[0].python)
         for workload, params, cells in _by_workload(results)
     ]
     caveat_of = {e.name: e.caveat for e in experiments.REGISTRY.values()}
@@ -75,7 +78,7 @@ def _by_workload(results: Iterable[CellResult]) -> list[tuple[str, Params, list[
     found: list[tuple[str, Params, list[CellResult]]] = []
     for cell in results:
         for workload, params, cells in found:
-            if cell.workload == workload and cell.params == params:
+            if cell.workload == workload and cell.params == params and cell.python == cells[0].python:
                 cells.append(cell)
                 break
         else:
@@ -272,7 +275,8 @@ def _pool_size(cell: CellResult) -> int | None:
 def _pool_words(cell: CellResult, size: int) -> str:
     runs_on = _runs_on(cell.strategy)
     unit = {"thread": "thread", "process": "process"}.get(runs_on or "", "worker")
-    whose = "the default executor's" if runs_on == "thread" and cell.max_workers is None else "the pool's"
+    cls = strategies.REGISTRY.get(cell.strategy)
+    whose = cls.pool_owner if cls is not None and cell.max_workers is None else "the pool's"
     return f"{_count(size, unit)}, {whose} size"
 
 

@@ -74,7 +74,7 @@ async def _measure_on_loop(
     loop_version: str,
     deliver: Deliver,
 ) -> None:
-    strategy = strategies.get(cell.strategy)(max_workers=cell.max_workers)
+    strategy = strategies.get(cell.strategy).from_cell(cell)
     try:
         began = time.perf_counter()
         details = details | await strategy.start(fn, prepare)

@@ -342,10 +342,11 @@ class Arguments(Experiment):
         except Exception:
             pickles = True
         value = "pickled" if pickles else "shared" if shared else "copied"
+        cannot = "lambdas, locks" if pickles else "locks"  # cloudpickle (loky, dask) ships lambdas
         return self.found(
             shared and not pickles, value,
             "arguments and results are pickled copies: the caller never sees the function's "
-            "mutations, and lambdas, locks, sockets, open files cannot be passed",
+            f"mutations, and {cannot}, sockets, open files cannot be passed",
         )
 
 

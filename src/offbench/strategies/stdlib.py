@@ -1,10 +1,4 @@
-"""Offload strategies: the ways asyncio code can call a blocking function.
-
-Each strategy is one small class registered by name with :func:`register`. The worker
-calls :meth:`Strategy.start` before the measured window (its cost is reported as
-start-up, not hidden in throughput), :meth:`Strategy.call` once per operation from
-each concurrent task, and :meth:`Strategy.stop` at the end.
-"""
+"""The five strategies the standard library offers: direct, thread pools, a process pool."""
 
 from __future__ import annotations
 
@@ -13,83 +7,10 @@ import multiprocessing
 import os
 import signal
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import ClassVar, Literal, TypeVar
 
-from offbench.errors import UsageError, unknown_name
+from offbench.strategies import Call, Strategy, default_executor_workers, register
 from offbench.workloads import Params
-
-Call = Callable[[], object]
-
-
-def default_executor_workers() -> int:
-    """Return the real size of the default executor: ``min(32, cpus + 4)`` on CPython 3.11+.
-
-    Both asyncio and uvloop build their default executor as a plain
-    ``ThreadPoolExecutor()``, so a fresh one (which starts no thread) reports the same size.
-    """
-    with ThreadPoolExecutor() as probe:
-        return int(probe._max_workers)
-
-
-class Strategy(ABC):
-    """How one call of the blocking function is made from a coroutine."""
-
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    runs_on: ClassVar[Literal["loop", "thread", "process"]]
-    """Where the blocking function runs: what the verdict reasons about (GIL, pool sizes)."""
-    sized: ClassVar[bool] = False
-    """True when the strategy calls through one pool whose size ``max_workers`` sets."""
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        self.fn: Call = _not_started
-        self.max_workers = max_workers
-
-    async def start(self, fn: Call, prepare: Call) -> Params:
-        """Get ready to call ``fn`` (``prepare`` readies a process); return facts to record."""
-        self.fn = fn
-        return {}
-
-    def bind(self, fn: Call) -> None:
-        """Make later calls run ``fn``: one started strategy can then serve several functions."""
-        self.fn = fn
-
-    @abstractmethod
-    async def call(self) -> object:
-        """Run ``fn`` once and return its result, however this strategy does it."""
-
-    async def stop(self) -> None:  # noqa: B027 - most strategies hold nothing to release
-        """Release what :meth:`start` acquired."""
-
-
-def _not_started() -> object:
-    raise RuntimeError("strategy used before start()")
-
-
-REGISTRY: dict[str, type[Strategy]] = {}
-S = TypeVar("S", bound=type[Strategy])
-
-
-def register(cls: S) -> S:
-    """Class decorator: make the strategy available under its ``name``."""
-    REGISTRY[cls.name] = cls
-    return cls
-
-
-def names() -> list[str]:
-    """Return the registered strategy names in canonical order."""
-    return list(REGISTRY)
-
-
-def get(name: str) -> type[Strategy]:
-    """Return the strategy class called ``name``, or raise ``UsageError`` naming the choices."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UsageError(unknown_name("strategy", name, names())) from None
 
 
 @register
@@ -126,6 +47,7 @@ class _ThroughDefaultExecutor(Strategy):
 
     runs_on = "thread"
     sized = True
+    pool_owner = "the default executor's"
 
     async def start(self, fn: Call, prepare: Call) -> Params:
         """Size the default executor if asked to; record its size, above which calls queue."""
@@ -182,41 +104,16 @@ def _warm_up(pause_s: float) -> int:
     return os.getpid()
 
 
-@register
-class ProcessPool(Strategy):
-    """One ``ProcessPoolExecutor`` per cell, created and warmed before the measured window."""
-
-    name = "process-pool"
-    summary = "await loop.run_in_executor(ProcessPoolExecutor(), fn), pool reused"
-    runs_on = "process"
-    sized = True
+class ReusedPool(Strategy):
+    """Base of the strategies that make one executor in :meth:`start` and ship every call to it."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
-        self.pool: ProcessPoolExecutor | None = None
-
-    async def start(self, fn: Call, prepare: Call) -> Params:
-        """Start every pool process, run ``prepare`` in each, and time it all."""
-        await super().start(fn, prepare)
-        method = pool_start_method()
-        began = time.perf_counter()
-        self.pool = ProcessPoolExecutor(
-            max_workers=self.max_workers,
-            mp_context=multiprocessing.get_context(method),
-            initializer=_init_pool_process,
-            initargs=(prepare,),
-        )
-        size = int(self.pool._max_workers)  # type: ignore[attr-defined]
-        await _start_all_workers(self.pool, size)
-        return {
-            "max_workers": size,
-            "pool_start_method": method,
-            "pool_startup_s": round(time.perf_counter() - began, 6),
-        }
+        self.pool: Executor | None = None
 
     async def call(self) -> object:
-        """Ship the call to a pool process and await the result."""
-        assert self.pool is not None
+        """Ship the call to the pool and await the result."""
+        assert self.pool is not None, "strategy used before start()"
         return await asyncio.get_running_loop().run_in_executor(self.pool, self.fn)
 
     async def stop(self) -> None:
@@ -226,6 +123,36 @@ class ProcessPool(Strategy):
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: pool.shutdown(wait=True, cancel_futures=True)
             )
+
+
+@register
+class ProcessPool(ReusedPool):
+    """One ``ProcessPoolExecutor`` per cell, created and warmed before the measured window."""
+
+    name = "process-pool"
+    summary = "await loop.run_in_executor(ProcessPoolExecutor(), fn), pool reused"
+    runs_on = "process"
+    sized = True
+
+    async def start(self, fn: Call, prepare: Call) -> Params:
+        """Start every pool process, run ``prepare`` in each, and time it all."""
+        await super().start(fn, prepare)
+        method = pool_start_method()
+        began = time.perf_counter()
+        pool = ProcessPoolExecutor(
+            max_workers=self.max_workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_init_pool_process,
+            initargs=(prepare,),
+        )
+        self.pool = pool
+        size = int(pool._max_workers)  # type: ignore[attr-defined]
+        await _start_all_workers(pool, size)
+        return {
+            "max_workers": size,
+            "pool_start_method": method,
+            "pool_startup_s": round(time.perf_counter() - began, 6),
+        }
 
 
 async def _start_all_workers(pool: Executor, size: int, rounds: int = 20) -> None:
