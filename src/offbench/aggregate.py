@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from offbench import histogram
-from offbench.results import CellResult, LoopLag, OpLatency, Samples, identity
+from offbench import histogram, watchdog
+from offbench.results import CellResult, LoopLag, OpLatency, Samples, StallEvidence, identity
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
 from offbench.workloads import Params
@@ -41,6 +41,8 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     loop_version: str
     details: Params
     worker_pid: int
+    stall_evidence: list[StallEvidence] = []
+    """This process's longest stalls beyond the evidence threshold (:mod:`offbench.watchdog`)."""
 
 
 class WorkerReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,7 +88,14 @@ def cell_result(cell: CellSpec, measured: Sequence[Measurement]) -> CellResult:
         details=first.details,
         worker_pid=first.worker_pid,
         processes=len(measured),
+        stall_evidence=longest_stalls(measured),
     )
+
+
+def longest_stalls(measured: Sequence[Measurement], keep: int = watchdog.KEEP) -> list[StallEvidence]:
+    """Return the ``keep`` longest stalls the cell's processes sampled, longest first."""
+    pooled = [stall for m in measured for stall in m.stall_evidence]
+    return sorted(pooled, key=lambda stall: stall.duration_ms, reverse=True)[:keep]
 
 
 def op_latency(ordered_ms: Sequence[float]) -> OpLatency | None:

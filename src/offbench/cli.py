@@ -23,6 +23,7 @@ from rich.console import Console
 from offbench import (
     __version__,
     catalog,
+    gates,
     html_report,
     loops,
     markdown,
@@ -47,6 +48,9 @@ from offbench.semantics import table as semantics_table
 from offbench.workloads import user
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+FAIL_IF_HELP = ("Exit 1 if a cell breaks this gate, repeatable: FIELD OP NUMBER [where KEY=VALUE,...], "
+                "e.g. \"loop_lag_ms.p99 > 5 where strategy=direct\" (OP: < <= > >= == !=; fields in "
+                "their own units, see the README). A failed cell, or one with no value, breaks it too.")
 CHART_HELP = ("After each workload's table, a chart: throughput bars and loop-lag strips "
               "(p50 → max, log scale).")
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -189,6 +193,13 @@ def run(
                      help=f"A probe lag above this counts as a stall (for 'avail'). "
                      f"Default: {settings.DEFAULT_STALL_THRESHOLD_MS:g} ms."),
     ] = None,
+    evidence_threshold: Annotated[
+        float | None,
+        typer.Option("--evidence-threshold", metavar="MS",
+                     help="Sample the loop thread's stack when it stalls longer than this, and report "
+                     "the code behind the longest stalls; 0 = off. "
+                     f"Default: {settings.DEFAULT_EVIDENCE_THRESHOLD_MS:g} ms."),
+    ] = None,
     cell_timeout: Annotated[
         float | None,
         typer.Option("--cell-timeout", metavar="SECONDS",
@@ -214,6 +225,9 @@ def run(
         bool, typer.Option("--dry-run", help="Print the matrix the run would measure, and stop.")
     ] = False,
     chart: Annotated[bool, typer.Option("--chart/--no-chart", help=CHART_HELP)] = True,
+    fail_if: Annotated[
+        list[str] | None, typer.Option("--fail-if", metavar="EXPR", help=FAIL_IF_HELP)
+    ] = None,
 ) -> int:
     """Measure workloads × strategies × loops × concurrency; print tables and verdicts; save JSON."""
     command_line = settings.Choices(
@@ -231,9 +245,11 @@ def run(
         semantics=semantics,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
+        evidence_threshold_ms=evidence_threshold,
         cell_timeout_s=cell_timeout,
         pythons=python,
         dask_scheduler=dask_scheduler,
+        fail_if=fail_if,
     )
     if scenario_name is None:
         run_settings = settings.build_settings(command_line)
@@ -258,7 +274,7 @@ def run(
     if stopped_by.signum is not None or not run_result.complete:
         return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
     ok = all(r.ok for r in run_result.results) and not outputs.failed
-    return EXIT_OK if ok else EXIT_FAILED_CELLS
+    return EXIT_OK if ok and not gates.broken(run_result.gates) else EXIT_FAILED_CELLS
 
 
 def _workload_choices(names: list[str] | None, setup: str | None) -> list[settings.WorkloadSpec] | None:
@@ -414,14 +430,25 @@ def show(
         typer.Option("--markdown", metavar="PATH", help="Also write it as markdown ('-' = stdout)."),
     ] = None,
     chart: Annotated[bool, typer.Option("--chart/--no-chart", help=CHART_HELP)] = True,
+    fail_if: Annotated[
+        list[str] | None,
+        typer.Option("--fail-if", metavar="EXPR",
+                     help="Judge the file's cells by these gates instead of the ones it was run with, "
+                     "and exit 1 if a cell breaks one (see 'offbench run --help')."),
+    ] = None,
 ) -> int:
     """Render a saved results file as 'offbench run' rendered it: tables, charts, verdicts."""
     outputs = _Outputs(markdown=markdown_path)
     run_result = results.load(path)
+    if fail_if:
+        for text in fail_if:
+            gates.check_filter(gates.parse(text), run_result.results)
+        run_result = msgspec.structs.replace(
+            run_result, gates=gates.judge_all(fail_if, run_result.results))
     outputs.write("markdown", lambda: markdown.run(run_result).encode())
     report.print_run(run_result, _console(stderr=outputs.to_stdout), charts=chart)
     outputs.flush_stdout()
-    return EXIT_OK
+    return EXIT_FAILED_CELLS if fail_if and gates.broken(run_result.gates) else EXIT_OK
 
 
 @app.command("report")

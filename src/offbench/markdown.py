@@ -28,6 +28,10 @@ def run(result: RunResult) -> str:
             )
         )
         parts.append(f"<sub>{_escape(report.table_caption(result))}</sub>\n")
+        evidence = report.stall_lines(result, workload, params)
+        if evidence:
+            bullets = "".join(f"- {_escape(line)}\n" for line in evidence[1:])
+            parts.append(f"**{_escape(evidence[0])}**\n\n{bullets}")
     if result.verdicts:
         parts.append(_verdicts(result))
     parts.append(_lines(report.summary(result).plain.splitlines()))

@@ -55,6 +55,8 @@ class LagRecorder:
     """Total lag of the wake-ups later than ``stall_threshold_ns`` (for availability)."""
     blocked_ns: int = 0
     """Total lag of the wake-ups later than one interval: time the loop could not run the probe."""
+    next_due_ns: int = 0
+    """When the next tick falls due: the heartbeat :mod:`offbench.watchdog` reads from its thread."""
 
     def record(self, lag_ns: int, deadline_ns: int = 0, ticks: int | None = None) -> int:
         """Record a wake-up ``lag_ns`` after the tick due at ``deadline_ns``; return the ticks it served.
@@ -74,6 +76,7 @@ class LagRecorder:
         for tick in range(ticks):
             self.samples.append(max(0, lag_ns - tick * interval))
             self.deadlines.append(deadline_ns + tick * interval)
+        self.next_due_ns = deadline_ns + ticks * interval
         return ticks
 
     def between(self, start_ns: int, end_ns: int) -> list[int]:

@@ -26,7 +26,7 @@ from offbench.formatting import (
     strategy_label,
     workload_label,
 )
-from offbench.results import CellResult, RunResult, Verdict
+from offbench.results import CellResult, GateResult, RunResult, Verdict
 from offbench.settings import RunSettings, cells
 from offbench.workloads import Params
 
@@ -43,6 +43,11 @@ def print_run(run: RunResult, console: Console, charts: bool = True) -> None:
         if charts:
             rows = workload_rows(run, workload, params)
             console.print(WorkloadChart(rows, run.settings.lag_budget_ms, scale))
+        evidence = stall_lines(run, workload, params)
+        if evidence:
+            console.print(Text(evidence[0], style="bold"))
+            for line in evidence[1:]:
+                console.print(Text(f"  {line}"), soft_wrap=True)
         console.print()
     if run.verdicts:
         console.print(verdicts(run.verdicts))
@@ -258,6 +263,7 @@ def plan(settings: RunSettings) -> Text:
                    f"cell timeout {settings.cell_timeout_s:g} s"),
         ("probe", f"every {settings.probe_interval_ms:g} ms; stall above "
                   f"{settings.stall_threshold_ms:g} ms; lag budget {settings.lag_budget_ms:g} ms"),
+        *([("fail if", "; ".join(settings.fail_if))] if settings.fail_if else []),
     ]
     for name, value in lines:
         text.append(f"  {name:<12}", style="dim")
@@ -308,6 +314,7 @@ def summary(run: RunResult) -> Text:
                  f"{loop_label(r.loop, r.python)} / {r.concurrency}")
         text.append(f"  {where}: ", style="red")
         text.append(f"{r.status}: {r.error}\n")
+    text.append(gate_lines(run.gates))
     machine = run.machine
     text.append(
         f"Python {machine.python_version} on {machine.cpu_model} ({machine.cpu_count} CPUs); "
@@ -319,6 +326,48 @@ def summary(run: RunResult) -> Text:
     if run.settings.pythons:
         text.append(f"\n{pythons_line(run)}", style="dim")
     return text
+
+
+def gate_lines(found: Sequence[GateResult]) -> Text:
+    """Return one line per gate that held, per cell that broke one, per gate that chose no cell."""
+    text = Text()
+    for result in found:
+        for b in result.broken_by:
+            where = (f"{workload_label(b.workload, b.params)} / {strategy_label(b.strategy, b.max_workers)}"
+                     f" / {loop_label(b.loop, b.python)} / c={b.concurrency}")
+            text.append(f'gate "{result.gate}" broken by {where}: ', style="red")
+            text.append(f"{format_ms(b.value) if b.value is not None else b.reason}\n")
+        if not result.cells:
+            text.append(f'gate "{result.gate}": no cell measured to judge it on\n', style="yellow")
+        elif not result.broken_by:
+            text.append(f'gate "{result.gate}" held in {result.cells} cell{"s" * (result.cells != 1)}\n')
+    return text
+
+
+def stall_lines(run: RunResult, workload: str, params: Params | None = None) -> list[str]:
+    """Return a heading and one line per cell of the workload with stall evidence; [] if none has.
+
+    Each line tells the cell's longest stall: how long the loop could not answer, the
+    source line it was in (which names a C function like ``time.sleep``), and where.
+    """
+    lines = [stall_line(r) for r in workload_rows(run, workload, params) if r.ok and r.stall_evidence]
+    if not lines:
+        return []
+    threshold = run.settings.evidence_threshold_ms
+    return [f"Stall evidence (each cell's longest stall beyond {threshold:g} ms)", *lines]
+
+
+def stall_line(result: CellResult) -> str:
+    """Return ``sleep / direct / asyncio / c=1: the loop was blocked for 100 ms in ... called from ...``."""
+    stall = result.stall_evidence[0]
+    where = (f"{result.workload} / {strategy_label(result.strategy, result.max_workers)} / "
+             f"{loop_label(result.loop, result.python)} / c={result.concurrency}")
+    text = f"{where}: the loop was blocked for {format_ms(stall.duration_ms)} ms"
+    if not stall.frames:
+        return text
+    top, *callers = stall.frames
+    text += f" in {top.code or top.function}, called from {top.file}:{top.line} ({top.function})"
+    return text + "".join(f" ← {f.file}:{f.line} ({f.function})" for f in callers[:2])
 
 
 def cell_line(result: CellResult) -> str:

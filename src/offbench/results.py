@@ -93,6 +93,26 @@ class Samples(msgspec.Struct, frozen=True, kw_only=True):
     op_latency_mean_ms: list[float | None]
 
 
+class Frame(msgspec.Struct, frozen=True, kw_only=True):
+    """One frame of the loop thread's stack, as sampled during a stall (:mod:`offbench.watchdog`)."""
+
+    file: str
+    """Relative to the ``sys.path`` entry it came from (``offbench/workloads/sleep.py``), else as found."""
+    line: int
+    function: str
+    code: str = ""
+    """The source line, stripped ("" when unavailable): names the C function it calls."""
+
+
+class StallEvidence(msgspec.Struct, frozen=True, kw_only=True):
+    """What the loop thread was running during one stall beyond ``evidence_threshold_ms``."""
+
+    duration_ms: float
+    """The probe's lag for the tick the stall delayed (as in the lag columns)."""
+    frames: list[Frame]
+    """Innermost first, from the user's code down; the harness calling it is trimmed."""
+
+
 class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     """What one cell measured (or why it could not)."""
 
@@ -129,6 +149,8 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     """How many worker processes measured the cell, one after the other, each a share of the window."""
     worker_start: str = ""
     wall_s: float = 0.0
+    stall_evidence: list[StallEvidence] = []
+    """The longest stalls beyond ``evidence_threshold_ms`` (longest first) and the code behind each."""
 
     @property
     def ok(self) -> bool:
@@ -207,6 +229,31 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     """What the winner does to the program's semantics that the caller should know (``semantics``)."""
 
 
+class GateBreach(msgspec.Struct, frozen=True, kw_only=True):
+    """One cell that broke a ``--fail-if`` gate, and its value (``None`` when it has none)."""
+
+    workload: str
+    params: Params
+    strategy: str
+    loop: str
+    concurrency: int
+    max_workers: int | None = None
+    python: str = ""
+    value: float | None
+    reason: str = ""
+    """Why there is no value: ``no value``, or the cell's failure (``error``, ``timeout``)."""
+
+
+class GateResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``--fail-if`` gate as judged on a run's cells (:mod:`offbench.gates`)."""
+
+    gate: str
+    """The gate as written: ``loop_lag_ms.p99 > 5 where strategy=direct``."""
+    cells: int
+    """How many cells its filter chose: those it was judged on."""
+    broken_by: list[GateBreach] = []
+
+
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     """A whole run: where, when, with which settings, and every cell's result."""
 
@@ -221,6 +268,8 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     verdicts: list[Verdict] = []
     semantics: list[StrategySemantics] = []
     """What each strategy does to a program's semantics on each loop (``offbench check``)."""
+    gates: list[GateResult] = []
+    """Each ``--fail-if`` gate and the cells that broke it; empty without gates."""
 
 
 def encode(run: RunResult) -> bytes:

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import msgspec
 
-from offbench import __version__, interpreters, machine, verdict, workloads
+from offbench import __version__, gates, interpreters, machine, verdict, workloads
 from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
 from offbench.interpreters import Interpreter
@@ -118,6 +118,7 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
         results=results,
         verdicts=verdict.decide(results, settings.lag_budget_ms, found),
         semantics=found,
+        gates=gates.judge_all(settings.fail_if, results),
     )
 
 

@@ -48,12 +48,14 @@ class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     warmup_s: float | None = None
     probe_interval_ms: float | None = None
     stall_threshold_ms: float | None = None
+    evidence_threshold_ms: float | None = None
     cell_timeout_s: float | None = None
     lag_budget_ms: float | None = None
     samples: int | None = None
     processes: int | None = None
     pythons: str | list[str] | None = None
     dask_scheduler: str | None = None
+    fail_if: str | list[str] | None = None
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,12 +160,14 @@ def _choices(raw: ScenarioFile) -> Choices:
         warmup_s=raw.warmup_s,
         probe_interval_ms=raw.probe_interval_ms,
         stall_threshold_ms=raw.stall_threshold_ms,
+        evidence_threshold_ms=raw.evidence_threshold_ms,
         cell_timeout_s=raw.cell_timeout_s,
         lag_budget_ms=raw.lag_budget_ms,
         samples=raw.samples,
         processes=raw.processes,
         pythons=_listed(raw.pythons),
         dask_scheduler=raw.dask_scheduler,
+        fail_if=_listed(raw.fail_if),
     )
 
 

@@ -30,6 +30,7 @@ QUICK_WARMUP_S = 0.04
 DEFAULT_CONCURRENCY = (1, 8)
 DEFAULT_PROBE_INTERVAL_MS = 1.0
 DEFAULT_STALL_THRESHOLD_MS = 10.0
+DEFAULT_EVIDENCE_THRESHOLD_MS = 20.0
 DEFAULT_LAG_BUDGET_MS = 10.0
 DEFAULT_SAMPLES = 10
 DEFAULT_PROCESSES = 2
@@ -66,6 +67,7 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     warmup_s: float | None = None
     probe_interval_ms: float | None = None
     stall_threshold_ms: float | None = None
+    evidence_threshold_ms: float | None = None
     cell_timeout_s: float | None = None
     lag_budget_ms: float | None = None
     samples: int | None = None
@@ -73,6 +75,7 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     semantics: bool | None = None
     dask_scheduler: str | None = None
     pythons: list[str] | None = None
+    fail_if: list[str] | None = None
     quick: bool = False
 
 
@@ -106,6 +109,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     warmup_s: float
     probe_interval_ms: float = DEFAULT_PROBE_INTERVAL_MS
     stall_threshold_ms: float = DEFAULT_STALL_THRESHOLD_MS
+    evidence_threshold_ms: float = DEFAULT_EVIDENCE_THRESHOLD_MS
+    """Stalls longer than this get the loop thread's stack sampled (:mod:`offbench.watchdog`); 0 = off."""
     cell_timeout_s: float
     lag_budget_ms: float = DEFAULT_LAG_BUDGET_MS
     samples: int = DEFAULT_SAMPLES
@@ -121,6 +126,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the settings came from: a scenario file's path or a shipped scenario's name."""
     pythons: list[Interpreter] = []
     """Interpreters the cells run under (``--python``), each an axis value; empty = the running one."""
+    fail_if: list[str] = []
+    """Gates (``--fail-if``, :mod:`offbench.gates`) judged on the results; each chooses some cell."""
 
 
 class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +143,7 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     warmup_s: float
     probe_interval_ms: float
     stall_threshold_ms: float
+    evidence_threshold_ms: float = DEFAULT_EVIDENCE_THRESHOLD_MS
     samples: int = DEFAULT_SAMPLES
     processes: int = 1
     resources: Params = {}
@@ -184,6 +192,8 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     timeout = _first(c.cell_timeout_s, default_cell_timeout(window, warmup))
     _positive("probe interval", "probe_interval_ms", probe_interval)
     _positive("stall threshold", "stall_threshold_ms", stall_threshold)
+    evidence_threshold = _first(c.evidence_threshold_ms, DEFAULT_EVIDENCE_THRESHOLD_MS)
+    _positive("evidence threshold", "evidence_threshold_ms", evidence_threshold, allow_zero=True)
     _positive("lag budget", "lag_budget_ms", lag_budget)
     _positive("cell timeout", "cell_timeout_s", timeout)
     samples = _samples(_first(c.samples, DEFAULT_SAMPLES), window, probe_interval)
@@ -192,7 +202,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     levels = _sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY)
     _check_open_files(chosen_workloads, max(levels))
     pythons = _pythons(c.pythons)
-    return RunSettings(
+    chosen = RunSettings(
         workloads=chosen_workloads,
         strategies=_names(
             "strategies", c.strategies, strategies.default_names(), strategies.require_available
@@ -204,6 +214,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         warmup_s=warmup,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
+        evidence_threshold_ms=evidence_threshold,
         cell_timeout_s=timeout,
         lag_budget_ms=lag_budget,
         samples=samples,
@@ -214,6 +225,19 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         quick=quick,
         scenario=scenario,
     )
+    return msgspec.structs.replace(chosen, fail_if=_gates(c.fail_if, cells(chosen)))
+
+
+def _gates(given: Sequence[str] | None, matrix: Sequence[CellSpec]) -> list[str]:
+    """Parse each ``--fail-if`` gate and check that its filter chooses a cell of ``matrix``."""
+    from offbench import gates  # here: gates reads the result types, whose module imports this one
+
+    for index, text in enumerate(given or []):
+        try:
+            gates.check_filter(gates.parse(text), matrix)
+        except UsageError as exc:
+            raise UsageError(str(exc), key=f"fail_if[{index}]") from None
+    return _unique([text.strip() for text in given or []])
 
 
 def _pythons(given: Sequence[str] | None) -> list[Interpreter]:
@@ -400,6 +424,7 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             warmup_s=settings.warmup_s,
             probe_interval_ms=settings.probe_interval_ms,
             stall_threshold_ms=settings.stall_threshold_ms,
+            evidence_threshold_ms=settings.evidence_threshold_ms,
             samples=settings.samples,
             processes=settings.processes,
             dask_scheduler=settings.dask_scheduler if strategy == "dask" else None,

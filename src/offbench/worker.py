@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from offbench import loops, strategies, workloads
+from offbench import loops, strategies, watchdog, workloads
 from offbench.aggregate import Measurement, WorkerReport
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe
 from offbench.results import CellResult, Samples, failed_cell
@@ -49,6 +49,8 @@ class Window:
     """(submitted, completed) of every call that completed."""
     unfinished: list[int]
     """When each call still in flight after the drain (see :func:`drain_seconds`) was submitted."""
+    stalls: list[watchdog.Sample]
+    """The watchdog's samples of the loop thread's stack, one per stall beyond the evidence threshold."""
 
 
 def measure(cell: CellSpec, deliver: Deliver) -> None:
@@ -111,11 +113,18 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     Calls still in flight then get :func:`drain_seconds` to complete (a hung one must
     not hold the result back for longer); the tasks of those that did not are
     cancelled on the way out. The first exception raised by a call fails the cell.
+    The stall watchdog (if ``evidence_threshold_ms``) watches from the window's start
+    (the probe's first tick) until the probe's last, and is joined before returning.
     """
     interval_ns = round(cell.probe_interval_ms * NS_PER_MS)
     recorder = LagRecorder(interval_ns, round(cell.stall_threshold_ms * NS_PER_MS))
     start_ns = clock() + round(cell.warmup_s * 1e9)
     end_ns = start_ns + round(cell.window_s * 1e9)
+    recorder.next_due_ns = start_ns
+    dog = None
+    if cell.evidence_threshold_ms > 0:
+        dog = watchdog.Watchdog(recorder, round(cell.evidence_threshold_ms * NS_PER_MS))
+        dog.start()
     ops: list[tuple[int, int]] = []
     in_flight: dict[int, int] = {}
     probe = asyncio.create_task(run_probe(recorder, start_ns, end_ns))
@@ -125,10 +134,13 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     ]
     try:
         pending: set[asyncio.Task[None]] = {probe, *callers}
-        while not probe.done():
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
+        try:
+            while not probe.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        finally:
+            stalls = dog.stop() if dog else []
         # Calls in flight at the window's end get a moment to finish, so each counts by
         # its real share of the window; the callers submit nothing after the end.
         if pending:
@@ -138,7 +150,7 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     finally:
         for task in (probe, *callers):
             task.cancel()
-    return Window(start_ns, end_ns, recorder, ops, list(in_flight.values()))
+    return Window(start_ns, end_ns, recorder, ops, list(in_flight.values()), stalls)
 
 
 MIN_DRAIN_S = 0.2
@@ -177,6 +189,7 @@ def _raw(
         stalled_s=recorder.stalled_ns / 1e9,
         blocked_s=recorder.blocked_ns / 1e9,
         samples=_samples(window, cell.samples),
+        stall_evidence=watchdog.evidence(window.stalls, recorder),
         startup_s=startup_s,
         loop_version=loop_version,
         details=details,

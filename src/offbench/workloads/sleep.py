@@ -8,6 +8,11 @@ from typing import ClassVar
 from offbench.workloads import ParamValue, Workload, number
 
 
+def pause(seconds: float) -> None:
+    """Block in ``time.sleep``: a Python frame of its own, so a stall's evidence names this file."""
+    time.sleep(seconds)
+
+
 class SleepWorkload(Workload):
     """``time.sleep(duration_ms / 1000)``: the purest blocking wait, no CPU, GIL released."""
 
@@ -18,5 +23,5 @@ class SleepWorkload(Workload):
     def make_call(
         self, params: Mapping[str, ParamValue], resources: Mapping[str, ParamValue]
     ) -> Callable[[], object]:
-        """Return ``time.sleep`` bound to the configured duration."""
-        return functools.partial(time.sleep, number(params, "duration_ms") / 1000.0)
+        """Return :func:`pause` bound to the configured duration."""
+        return functools.partial(pause, number(params, "duration_ms") / 1000.0)
