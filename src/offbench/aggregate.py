@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from offbench import histogram, watchdog
-from offbench.results import CellResult, LoopLag, OpLatency, Samples, StallEvidence, identity
+from offbench import breakdown, histogram, watchdog
+from offbench.results import Breakdown, CellResult, LoopLag, OpLatency, Samples, StallEvidence, identity
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
 from offbench.workloads import Params
@@ -30,6 +30,9 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     elapsed_s: float
     latencies_ms: list[float]
     """Submit-to-result time of each call that completed inside the window."""
+    splits_ms: list[tuple[float, float, float]] | None = None
+    """(queue wait, run, hop back) of the same calls (:mod:`offbench.breakdown`); ``None`` when
+    the strategy's calls are not split (``direct``, a remote Dask scheduler)."""
     lags_ms: list[float]
     """Loop lag of every probe tick, back-filled ones included."""
     lag_samples_raw: int
@@ -70,6 +73,7 @@ def cell_result(cell: CellSpec, measured: Sequence[Measurement]) -> CellResult:
         # part, and a window not much longer than a call is not biased low.
         throughput_ops_s=mean(parts),
         op_latency_ms=op_latency(latencies),
+        breakdown_ms=pooled_breakdown(measured),
         loop_lag_ms=loop_lag(lags),
         lag_histogram=histogram.encode(lags) if lags else None,
         lag_samples=len(lags),
@@ -90,6 +94,13 @@ def cell_result(cell: CellSpec, measured: Sequence[Measurement]) -> CellResult:
         processes=len(measured),
         stall_evidence=longest_stalls(measured),
     )
+
+
+def pooled_breakdown(measured: Sequence[Measurement]) -> Breakdown | None:
+    """Return the breakdown over the calls of every process; ``None`` if no process split its calls."""
+    if all(m.splits_ms is None for m in measured):
+        return None
+    return breakdown.summarise([s for m in measured for s in m.splits_ms or []])
 
 
 def longest_stalls(measured: Sequence[Measurement], keep: int = watchdog.KEEP) -> list[StallEvidence]:

@@ -28,6 +28,11 @@ def run(result: RunResult) -> str:
             )
         )
         parts.append(f"<sub>{_escape(report.table_caption(result))}</sub>\n")
+        split = report.breakdown_rows(result, workload, params)
+        if split:
+            parts.append("**Where the time goes (offloaded calls)**\n")
+            parts.append(table(list(report.BREAKDOWN_HEADERS), [_escaped(r) for r in split], right_from=2))
+            parts.append(f"<sub>{_escape(report.BREAKDOWN_CAPTION)}</sub>\n")
         evidence = report.stall_lines(result, workload, params)
         if evidence:
             bullets = "".join(f"- {_escape(line)}\n" for line in evidence[1:])

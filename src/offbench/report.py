@@ -43,6 +43,9 @@ def print_run(run: RunResult, console: Console, charts: bool = True) -> None:
         if charts:
             rows = workload_rows(run, workload, params)
             console.print(WorkloadChart(rows, run.settings.lag_budget_ms, scale))
+        split = breakdown_table(run, workload, params)
+        if split is not None:
+            console.print(split)
         evidence = stall_lines(run, workload, params)
         if evidence:
             console.print(Text(evidence[0], style="bold"))
@@ -164,6 +167,46 @@ def row_cells(row: CellResult, baseline: CellResult | None, best: bool) -> list[
         format_ms(lag.max) if lag else "–",
         f"{row.availability:.0%}" if row.availability is not None else "–",
     ]
+
+
+BREAKDOWN_HEADERS = ("strategy", "loop", "conc", "wait p50", "wait p99", "run p50", "run p99",
+                     "hop p50", "hop p99")
+BREAKDOWN_CAPTION = (
+    "times in ms · wait: submitted → started on a worker · run: the function · "
+    "hop: finished → the awaiting task resumed on the loop"
+)
+
+
+def breakdown_rows(run: RunResult, workload: str, params: Params | None = None) -> list[list[str]]:
+    """Return the plain-text rows of "where the time goes": one per ok cell with a breakdown."""
+    rows = []
+    for r in workload_rows(run, workload, params):
+        if not r.ok or r.breakdown_ms is None:
+            continue
+        b = r.breakdown_ms
+        rows.append([
+            strategy_label(r.strategy, r.max_workers), loop_label(r.loop, r.python), str(r.concurrency),
+            *(format_ms(getattr(q, p)) for q in (b.queue_wait, b.run, b.hop_back) for p in ("p50", "p99")),
+        ])
+    return rows
+
+
+def breakdown_table(run: RunResult, workload: str, params: Params | None = None) -> Table | None:
+    """Return the table of where the offloaded calls' time went; ``None`` if no cell has a breakdown."""
+    rows = breakdown_rows(run, workload, params)
+    if not rows:
+        return None
+    table = Table(title="where the time goes (offloaded calls)", title_justify="left",
+                  caption=BREAKDOWN_CAPTION, caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for index, header in enumerate(BREAKDOWN_HEADERS):
+        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=index < 2)
+    previous = None
+    for row in rows:
+        if previous is not None and row[2] != previous:
+            table.add_section()
+        previous = row[2]
+        table.add_row(*row)
+    return table
 
 
 def _styles(row: CellResult, budget: float) -> list[str]:

@@ -67,6 +67,27 @@ class OpLatency(msgspec.Struct, frozen=True, kw_only=True):
     max: float
 
 
+class Quantiles(msgspec.Struct, frozen=True, kw_only=True):
+    """Median and 99th percentile of one part of a call, milliseconds."""
+
+    p50: float
+    p99: float
+
+
+class Breakdown(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an offloaded call's time went (:mod:`offbench.breakdown`), milliseconds.
+
+    ``queue_wait``: submitted on the loop → started on a worker (waiting for a free
+    thread or process, pickling and sending included). ``run``: the function itself.
+    ``hop_back``: finished on the worker → the awaiting task resumed on the loop
+    (sending the result back, waking the loop, the loop getting to the task).
+    """
+
+    queue_wait: Quantiles
+    run: Quantiles
+    hop_back: Quantiles
+
+
 class LoopLag(msgspec.Struct, frozen=True, kw_only=True):
     """How late the event loop woke the probe, milliseconds, corrected for coordinated omission."""
 
@@ -131,6 +152,9 @@ class CellResult(msgspec.Struct, frozen=True, kw_only=True):
     elapsed_s: float = 0.0
     throughput_ops_s: float = 0.0
     op_latency_ms: OpLatency | None = None
+    breakdown_ms: Breakdown | None = None
+    """Queue wait, run and hop back of the calls; ``None`` for ``direct`` (nothing is
+    offloaded), for a remote Dask scheduler (its clocks are not ours), and in older files."""
     loop_lag_ms: LoopLag | None = None
     lag_histogram: str | None = None
     """Every corrected lag, as an encoded HdrHistogram in microseconds (:mod:`offbench.histogram`)."""

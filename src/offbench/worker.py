@@ -22,10 +22,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import msgspec
 
-from offbench import loops, strategies, watchdog, workloads
+from offbench import breakdown, loops, strategies, watchdog, workloads
 from offbench.aggregate import Measurement, WorkerReport
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe
 from offbench.results import CellResult, Samples, failed_cell
@@ -47,6 +48,8 @@ class Window:
     recorder: LagRecorder
     ops: list[tuple[int, int]]
     """(submitted, completed) of every call that completed."""
+    stamps: list[tuple[int, int, int, int]] | None
+    """(submitted, started, finished, resumed) of the same calls when they are split, else ``None``."""
     unfinished: list[int]
     """When each call still in flight after the drain (see :func:`drain_seconds`) was submitted."""
     stalls: list[watchdog.Sample]
@@ -77,11 +80,12 @@ async def _measure_on_loop(
     deliver: Deliver,
 ) -> None:
     strategy = strategies.get(cell.strategy).from_cell(cell)
+    timed = splits_calls(strategy)
     try:
         began = time.perf_counter()
-        details = details | await strategy.start(fn, prepare)
+        details = details | await strategy.start(breakdown.Timed(fn) if timed else fn, prepare)
         startup_s = time.perf_counter() - began
-        window = await _run_window(cell, strategy)
+        window = await _run_window(cell, strategy, timed)
     except Exception as exc:
         report = WorkerReport(failure=failed(cell, exc, loop_version=loop_version, details=details))
     else:
@@ -91,6 +95,15 @@ async def _measure_on_loop(
             report = WorkerReport(measurement=_raw(cell, window, startup_s, loop_version, details))
     deliver(report)
     await strategy.stop()
+
+
+def splits_calls(strategy: Strategy) -> bool:
+    """Return whether ``strategy``'s calls get a breakdown: offloaded, and stamped on our clock.
+
+    ``direct`` runs the function on the loop (nothing to split); a strategy whose
+    workers may be on another machine (``same_clock`` false) stamps on another clock.
+    """
+    return strategy.runs_on != "loop" and strategy.same_clock
 
 
 def _stuck(cell: CellSpec, loop_version: str, details: Params) -> CellResult:
@@ -107,7 +120,7 @@ def _stuck(cell: CellSpec, loop_version: str, details: Params) -> CellResult:
     )
 
 
-async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
+async def _run_window(cell: CellSpec, strategy: Strategy, timed: bool = False) -> Window:
     """Run warm-up and window; return once the calls in flight at its end finished or gave up.
 
     Calls still in flight then get :func:`drain_seconds` to complete (a hung one must
@@ -115,6 +128,8 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     cancelled on the way out. The first exception raised by a call fails the cell.
     The stall watchdog (if ``evidence_threshold_ms``) watches from the window's start
     (the probe's first tick) until the probe's last, and is joined before returning.
+    With ``timed``, the strategy runs a :class:`~offbench.breakdown.Timed` function and
+    each call's four stamps are kept too.
     """
     interval_ns = round(cell.probe_interval_ms * NS_PER_MS)
     recorder = LagRecorder(interval_ns, round(cell.stall_threshold_ms * NS_PER_MS))
@@ -126,10 +141,11 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
         dog = watchdog.Watchdog(recorder, round(cell.evidence_threshold_ms * NS_PER_MS))
         dog.start()
     ops: list[tuple[int, int]] = []
+    stamps: list[tuple[int, int, int, int]] | None = [] if timed else None
     in_flight: dict[int, int] = {}
     probe = asyncio.create_task(run_probe(recorder, start_ns, end_ns))
     callers = [
-        asyncio.create_task(_call_until(strategy, end_ns, ops, in_flight, caller))
+        asyncio.create_task(_call_until(strategy, end_ns, ops, in_flight, caller, stamps))
         for caller in range(cell.concurrency)
     ]
     try:
@@ -150,7 +166,7 @@ async def _run_window(cell: CellSpec, strategy: Strategy) -> Window:
     finally:
         for task in (probe, *callers):
             task.cancel()
-    return Window(start_ns, end_ns, recorder, ops, list(in_flight.values()), stalls)
+    return Window(start_ns, end_ns, recorder, ops, stamps, list(in_flight.values()), stalls)
 
 
 MIN_DRAIN_S = 0.2
@@ -163,13 +179,26 @@ def drain_seconds(window_s: float) -> float:
 
 
 async def _call_until(
-    strategy: Strategy, end_ns: int, ops: list[tuple[int, int]], in_flight: dict[int, int], caller: int
+    strategy: Strategy,
+    end_ns: int,
+    ops: list[tuple[int, int]],
+    in_flight: dict[int, int],
+    caller: int,
+    stamps: list[tuple[int, int, int, int]] | None = None,
 ) -> None:
-    """One of the ``concurrency`` tasks: call back to back, timing each call, until ``end_ns``."""
+    """One of the ``concurrency`` tasks: call back to back, timing each call, until ``end_ns``.
+
+    With ``stamps``, the strategy's function is :class:`~offbench.breakdown.Timed`: each
+    call returns when it started and finished, and ``resumed`` is read as this task resumes.
+    """
     while (submitted := clock()) < end_ns:
         in_flight[caller] = submitted
-        await strategy.call()
-        ops.append((submitted, clock()))
+        value = await strategy.call()
+        resumed = clock()
+        ops.append((submitted, resumed))
+        if stamps is not None:
+            _, started, finished = cast("tuple[object, int, int]", value)
+            stamps.append((submitted, started, finished, resumed))
     in_flight.pop(caller, None)
 
 
@@ -184,6 +213,9 @@ def _raw(
             for submitted, done in window.ops
             if window.start_ns < done <= window.end_ns
         ],
+        splits_ms=None
+        if window.stamps is None
+        else [breakdown.split(*s) for s in window.stamps if window.start_ns < s[3] <= window.end_ns],
         lags_ms=[lag / NS_PER_MS for lag in recorder.samples],
         lag_samples_raw=recorder.raw_count,
         stalled_s=recorder.stalled_ns / 1e9,

@@ -48,6 +48,10 @@ class Strategy(ABC):
     """Whose size caps concurrent calls when ``max_workers`` is not given (the verdict says it)."""
     default: ClassVar[bool] = True
     """True when ``run`` and ``check`` measure it unless told which strategies to take."""
+    same_clock: bool = True
+    """True when the function runs on this machine, so ``perf_counter_ns`` stamped where it
+    runs compares with the loop's (``CLOCK_MONOTONIC`` on Linux): the worker then splits each
+    call into queue wait, run and hop back (:mod:`offbench.breakdown`)."""
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -62,6 +62,8 @@ class DaskCluster(Strategy):
     def __init__(self, max_workers: int | None = None, scheduler: str | None = None) -> None:
         super().__init__(max_workers)
         self.scheduler = scheduler
+        # A remote scheduler's workers stamp on their own machines' clocks: no breakdown.
+        self.same_clock = scheduler is None
         self.client: Any = None
         self.cluster: Any = None
         self._scratch: str | None = None
