@@ -28,8 +28,8 @@ from typing import NoReturn
 import msgspec
 
 from offbench.errors import UsageError, unknown_name
-from offbench.results import CellIdentity, CellResult, GateBreach, GateResult
-from offbench.settings import CellSpec
+from offbench.results import CellResult, GateBreach, GateResult
+from offbench.settings import CellIdentity, CellSpec
 
 GRAMMAR = "a gate is FIELD OP NUMBER [where KEY=VALUE,...], e.g. 'loop_lag_ms.p99 > 5 where strategy=direct'"
 

@@ -12,14 +12,14 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal
 
 import msgspec
 
 from offbench import histogram
 from offbench.errors import UsageError
 from offbench.semantics import StrategySemantics
-from offbench.settings import CellSpec, RunSettings
+from offbench.settings import CellIdentity, CellSpec, RunSettings
 from offbench.workloads import Params
 
 SCHEMA_VERSION = 3
@@ -34,29 +34,9 @@ Status = Literal["ok", "error", "timeout"]
 Failure = Literal["error", "timeout"]
 
 
-class CellIdentity(TypedDict):
-    """The fields that name a cell, shared by its spec and its result."""
-
-    workload: str
-    params: Params
-    strategy: str
-    loop: str
-    concurrency: int
-    max_workers: int | None
-    python: str
-
-
-def identity(cell: CellSpec) -> CellIdentity:
-    """Return the naming fields of ``cell``, to start a :class:`CellResult` from."""
-    return CellIdentity(
-        workload=cell.workload,
-        params=cell.params,
-        strategy=cell.strategy,
-        loop=cell.loop,
-        concurrency=cell.concurrency,
-        max_workers=cell.max_workers,
-        python=cell.python,
-    )
+def identity(cell: CellIdentity) -> dict[str, Any]:
+    """Return the naming fields of ``cell`` (a spec, result or breach), to start another from."""
+    return {name: getattr(cell, name) for name in CellIdentity.__struct_fields__}
 
 
 class OpLatency(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,17 +114,9 @@ class StallEvidence(msgspec.Struct, frozen=True, kw_only=True):
     """Innermost first, from the user's code down; the harness calling it is trimmed."""
 
 
-class CellResult(msgspec.Struct, frozen=True, kw_only=True):
+class CellResult(CellIdentity, frozen=True, kw_only=True):
     """What one cell measured (or why it could not)."""
 
-    workload: str
-    params: Params
-    strategy: str
-    loop: str
-    concurrency: int
-    max_workers: int | None = None
-    python: str = ""
-    """The interpreter's label (``settings.pythons``); "" = the one that ran offbench (``machine``)."""
     status: Status
     error: str | None = None
     traceback: str | None = None
@@ -253,16 +225,9 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     """What the winner does to the program's semantics that the caller should know (``semantics``)."""
 
 
-class GateBreach(msgspec.Struct, frozen=True, kw_only=True):
+class GateBreach(CellIdentity, frozen=True, kw_only=True):
     """One cell that broke a ``--fail-if`` gate, and its value (``None`` when it has none)."""
 
-    workload: str
-    params: Params
-    strategy: str
-    loop: str
-    concurrency: int
-    max_workers: int | None = None
-    python: str = ""
     value: float | None
     reason: str = ""
     """Why there is no value: ``no value``, or the cell's failure (``error``, ``timeout``)."""

@@ -130,8 +130,8 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Gates (``--fail-if``, :mod:`offbench.gates`) judged on the results; each chooses some cell."""
 
 
-class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """One cell of the matrix: everything its worker process needs, nothing more."""
+class CellIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Which cell of the matrix: the fields a cell's spec, result and gate breach all name it by."""
 
     workload: str
     params: Params
@@ -139,6 +139,13 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     loop: str
     concurrency: int
     max_workers: int | None = None
+    python: str = ""
+    """The interpreter's label (:class:`~offbench.interpreters.Interpreter`); "" = the running one."""
+
+
+class CellSpec(CellIdentity, frozen=True, kw_only=True):
+    """One cell of the matrix: everything its worker process needs, nothing more."""
+
     window_s: float
     warmup_s: float
     probe_interval_ms: float
@@ -149,8 +156,6 @@ class CellSpec(msgspec.Struct, frozen=True, kw_only=True):
     resources: Params = {}
     dask_scheduler: str | None = None
     """Set for ``dask`` cells only: the scheduler to connect to instead of starting a local cluster."""
-    python: str = ""
-    """The interpreter's label (:class:`~offbench.interpreters.Interpreter`); "" = the running one."""
 
 
 def process_shares(cell: CellSpec) -> list[CellSpec]:
