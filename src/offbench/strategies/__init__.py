@@ -11,6 +11,7 @@ measured window (its cost is reported as start-up, not hidden in throughput),
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,13 @@ def register(cls: S) -> S:
 def names() -> list[str]:
     """Return the registered strategy names in canonical order."""
     return list(REGISTRY)
+
+
+def missing_package(module: str, name: str | None = None) -> str | None:
+    """Return why an optional strategy cannot run when ``module`` is not installed, else ``None``."""
+    if importlib.util.find_spec(module) is None:
+        return f"needs {name or module} (pip install 'offbench[strategies]')"
+    return None
 
 
 def default_names() -> list[str]:

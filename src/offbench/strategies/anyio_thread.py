@@ -8,11 +8,10 @@ context into the thread, as ``asyncio.to_thread`` does.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from offbench.strategies import Call, Strategy, register
+from offbench.strategies import Call, Strategy, missing_package, register
 from offbench.workloads import Params
 
 if TYPE_CHECKING:
@@ -35,9 +34,7 @@ class AnyioThread(Strategy):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Say so when AnyIO is not installed."""
-        if importlib.util.find_spec("anyio") is None:
-            return "needs anyio (pip install 'offbench[strategies]')"
-        return None
+        return missing_package("anyio")
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -24,7 +23,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
-from offbench.strategies import Call, Strategy, register
+from offbench.strategies import Call, Strategy, missing_package, register
 from offbench.workloads import Params
 
 if TYPE_CHECKING:
@@ -50,9 +49,7 @@ class DaskCluster(Strategy):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Return why Dask cannot be used here: ``distributed`` is not installed."""
-        if importlib.util.find_spec("distributed") is None:
-            return "needs dask.distributed (pip install 'offbench[strategies]')"
-        return None
+        return missing_package("distributed", "dask.distributed")
 
     @classmethod
     def from_cell(cls, cell: CellSpec) -> Strategy:

@@ -10,12 +10,11 @@ cloudpickle, which ships lambdas and closures the standard pool refuses.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from typing import Any, ClassVar
 
-from offbench.strategies import Call, Strategy, register
-from offbench.strategies.stdlib import _init_pool_process, _start_all_workers
+from offbench.strategies import Call, missing_package, register
+from offbench.strategies.stdlib import ReusedPool, _init_pool_process, _start_all_workers
 from offbench.workloads import Params
 
 IDLE_TIMEOUT_S = 300
@@ -23,7 +22,7 @@ IDLE_TIMEOUT_S = 300
 
 
 @register
-class LokyPool(Strategy):
+class LokyPool(ReusedPool):
     """``loky.get_reusable_executor()``, started and warmed before the window, shut down after it."""
 
     name = "loky"
@@ -38,14 +37,7 @@ class LokyPool(Strategy):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Return why loky cannot be used here: it is not installed."""
-        if importlib.util.find_spec("loky") is None:
-            return "needs loky (pip install 'offbench[strategies]')"
-        return None
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        super().__init__(max_workers)
-        self.pool: Any = None
-        """loky's ``_ReusablePoolExecutor`` (loky ships no type information)."""
+        return missing_package("loky")
 
     async def start(self, fn: Call, prepare: Call) -> Params:
         """Get loky's executor, start every worker, run ``prepare`` in each, and time it all.
@@ -72,11 +64,6 @@ class LokyPool(Strategy):
             "pool_startup_s": round(time.perf_counter() - began, 6),
         }
 
-    async def call(self) -> object:
-        """Ship the call (cloudpickled) to a worker and await the result."""
-        assert self.pool is not None
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self.fn)
-
     async def stop(self) -> None:
         """Shut the executor down and kill its workers once no other instance here uses it.
 
@@ -84,7 +71,8 @@ class LokyPool(Strategy):
         """
         if self.pool is None:
             return
-        pool, self.pool = self.pool, None
+        pool: Any = self.pool  # loky's executor: its shutdown takes kill_workers
+        self.pool = None
         LokyPool._users -= 1
         if LokyPool._users == 0:
             await asyncio.get_running_loop().run_in_executor(
