@@ -17,6 +17,7 @@ def measure(
     params: Params | None = None,
     max_workers: int | None = None,
     processes: int = 1,
+    payload_bytes: int = 0,
     timeout_s: float = 60.0,
 ) -> CellResult:
     """Run ``workload`` (a 10 ms sleep unless told) through ``strategy``; fail unless it measured."""
@@ -32,6 +33,7 @@ def measure(
         probe_interval_ms=1.0,
         stall_threshold_ms=10.0,
         processes=processes,
+        payload_bytes=payload_bytes,
     )
     result = runner.run_cell(cell, timeout_s=timeout_s)
     assert result.ok, result.error

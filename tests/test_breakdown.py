@@ -6,17 +6,21 @@ each bound is one the mechanism guarantees with room to spare.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import pickle
+import time
 
 import msgspec
 import pytest
 from rich.console import Console
 
-from offbench import breakdown, markdown, report, strategies
+from offbench import breakdown, markdown, report, strategies, worker
 from offbench.aggregate import Measurement, cell_result
 from offbench.results import Breakdown, CellResult, Quantiles, Samples
 from offbench.settings import CellSpec
+from offbench.stats import percentile
 from offbench.workloads import Params
 from tests.cells import measure
 from tests.test_compare import cell, run_of
@@ -50,6 +54,48 @@ def test_hop_back_is_near_zero_on_an_idle_loop() -> None:
     assert alone.hop_back.p50 < 2, alone
     assert alone.queue_wait.p50 < 2, alone
     assert 15 < alone.run.p50 < 40, alone
+
+
+HOG_BLOCK_S = 0.01
+
+
+async def _hog_the_loop() -> None:
+    """Keep the loop busy in 10 ms blocks, yielding to it only between them."""
+    while True:
+        time.sleep(HOG_BLOCK_S)
+        await asyncio.sleep(0)
+
+
+def _hop_backs(busy: bool) -> list[float]:
+    """Run a short to-thread window of 5 ms sleeps in this process; return each call's hop back (ms)."""
+    spec = CellSpec(workload="sleep", params={}, strategy="to-thread", loop="asyncio", concurrency=1,
+                    window_s=0.4, warmup_s=0.05, probe_interval_ms=1.0, stall_threshold_ms=10.0,
+                    evidence_threshold_ms=0)
+
+    async def main() -> list[float]:
+        strategy = strategies.get("to-thread").from_cell(spec)
+        await strategy.start(breakdown.Timed(functools.partial(time.sleep, 0.005)), lambda: None)
+        hog = asyncio.create_task(_hog_the_loop()) if busy else None
+        try:
+            window = await worker._run_window(spec, strategy, timed=True)
+        finally:
+            if hog is not None:
+                hog.cancel()
+            await strategy.stop()
+        assert window.stamps
+        return [breakdown.split(*stamps)[2] for stamps in window.stamps]
+
+    return asyncio.run(main())
+
+
+def test_hop_back_grows_when_the_loop_is_busy() -> None:
+    # A call that finishes while the loop runs a 10 ms block waits for the block's end:
+    # on average half a block, since the loop is busy almost all the time.
+    idle = sorted(_hop_backs(busy=False))
+    busy = sorted(_hop_backs(busy=True))
+    assert percentile(busy, 50) > 2.5, busy
+    assert percentile(busy, 50) > 3 * percentile(idle, 50) + 1, (idle, busy)
+    assert busy[-1] <= HOG_BLOCK_S * 1000 * 3, busy
 
 
 def test_direct_has_no_breakdown() -> None:

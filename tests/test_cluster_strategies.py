@@ -106,6 +106,9 @@ def test_loky_offloaded_sleep_keeps_the_loop_responsive_where_direct_blocks() ->
     assert loky.ops > 0
     assert loky.details["pool_startup_s"] > 0
     assert loky.details["max_workers"] >= 1
+    # Stamped in loky's worker processes on the same CLOCK_MONOTONIC: the sleep is the run.
+    assert loky.breakdown_ms is not None
+    assert SLEEP_MS * 0.95 <= loky.breakdown_ms.run.p50 < SLEEP_MS * 3
 
 
 def test_loky_runs_concurrent_pure_python_calls_in_two_processes_and_kills_them_at_stop() -> None:
@@ -144,6 +147,12 @@ def test_dask_local_cluster_offloads_sleep_and_reports_its_startup(loop: str) ->
     assert result.details["cluster"] == "local"
     assert result.details["n_workers"] == 2
     assert result.details["startup_s"] > 0
+    # A local cluster's workers are processes of this machine: their stamps split each call,
+    # the sleep is the run, and the scheduler's round trip is the rest.
+    split = result.breakdown_ms
+    assert split is not None
+    assert SLEEP_MS * 0.95 <= split.run.p50 < SLEEP_MS * 3
+    assert split.queue_wait.p50 + split.run.p50 + split.hop_back.p50 <= result.op_latency_ms.p50 * 1.5
 
 
 def test_dask_calls_return_results_from_its_workers_and_stop_leaves_no_process() -> None:

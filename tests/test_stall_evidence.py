@@ -163,6 +163,17 @@ def test_stall_duration_is_the_probe_lag_of_the_overdue_tick() -> None:
     assert stall.duration_ms == 48.0
 
 
+def test_samples_of_stalls_that_ended_before_the_threshold_are_dropped() -> None:
+    # The watchdog samples at half the threshold; a stall that stopped short of it is no evidence.
+    recorder = LagRecorder(NS_PER_MS, 10 * NS_PER_MS)
+    recorder.record(12 * NS_PER_MS, 1_000 * NS_PER_MS)
+    recorder.record(30 * NS_PER_MS, 2_000 * NS_PER_MS)
+    samples = [watchdog.Sample(due * NS_PER_MS, [(SLEEP, 13, "pause")]) for due in (1_000, 2_000)]
+    (stall,) = watchdog.evidence(samples, recorder, threshold_ns=20 * NS_PER_MS)
+    assert stall.duration_ms == 30.0
+    assert len(watchdog.evidence(samples, recorder)) == 2
+
+
 def test_watchdog_samples_once_per_stall_and_never_when_the_heartbeat_is_fresh() -> None:
     recorder = LagRecorder(NS_PER_MS, 10 * NS_PER_MS)
     dog = watchdog.Watchdog(recorder, 5 * NS_PER_MS)

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 import msgspec
 
-from offbench import breakdown, histogram, watchdog
+from offbench import breakdown, histogram, utilisation, watchdog
 from offbench.results import Breakdown, CellResult, LoopLag, OpLatency, Samples, StallEvidence, identity
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
+from offbench.utilisation import UtilisationRaw
 from offbench.workloads import Params
 
 
@@ -46,6 +47,8 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     worker_pid: int
     stall_evidence: list[StallEvidence] = []
     """This process's longest stalls beyond the evidence threshold (:mod:`offbench.watchdog`)."""
+    utilisation: UtilisationRaw | None = None
+    """How busy callbacks kept this process's loop, and the check against its probe."""
 
 
 class WorkerReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +96,7 @@ def cell_result(cell: CellSpec, measured: Sequence[Measurement]) -> CellResult:
         worker_pid=first.worker_pid,
         processes=len(measured),
         stall_evidence=longest_stalls(measured),
+        loop_utilisation=utilisation.pool([m.utilisation for m in measured if m.utilisation]),
     )
 
 

@@ -159,6 +159,27 @@ def run(
                      help="After measuring, run 'offbench check' for the run's strategies and loops "
                      "(about 1 s each), store it as \"semantics\" and warn in the verdict."),
     ] = True,
+    pool_costs: Annotated[
+        bool,
+        typer.Option("--pool-costs/--no-pool-costs",
+                     help="When the run has a process pool (process-pool, loky), also measure what one "
+                     "costs here: start-up by start method, and a call's round trip with no argument "
+                     "and with --payload-bytes (about 2 s)."),
+    ] = True,
+    utilisation: Annotated[
+        bool,
+        typer.Option("--utilisation/--no-utilisation",
+                     help="Time every callback the loop runs: how busy it was, and a check of the probe's "
+                     "stalls against the callbacks. Costs 5-6 µs per offloaded call: 5-11 % of a "
+                     "no-op's throughput, nothing for real work; turn it off for microbenchmarks."),
+    ] = True,
+    payload_bytes: Annotated[
+        int | None,
+        typer.Option("--payload-bytes", metavar="N",
+                     help="Ship N bytes of argument with every call, so process pools pay to pickle and "
+                     "send them (threads do not): see where shipping arguments dominates. Also the "
+                     "payload of the pool-cost table (1 MiB when not given). Default: 0."),
+    ] = None,
     setup: Annotated[
         str | None,
         typer.Option("--setup", metavar="MODULE:FUNCTION",
@@ -243,6 +264,9 @@ def run(
         samples=samples,
         processes=processes,
         semantics=semantics,
+        pool_costs=pool_costs,
+        utilisation=utilisation,
+        payload_bytes=payload_bytes,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         evidence_threshold_ms=evidence_threshold,

@@ -29,6 +29,16 @@ def format_rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def format_bytes(count: int) -> str:
+    """Format a size in bytes with binary units: ``512 B``, ``64 KiB``, ``1.5 MiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.3g} {unit}"
+
+
 def format_spread(values: Sequence[float | None]) -> str:
     """Format the relative standard deviation of samples as `` ±4.2%``; empty for fewer than two."""
     present = [v for v in values if v is not None]

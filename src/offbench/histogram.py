@@ -77,3 +77,41 @@ def _decode(encoded: str) -> Any:
         raise HistogramError(f"not an HdrHistogram encoding ({exc})") from None
     except Exception as exc:  # hdrh raises its own HdrCookieException, HdrLengthException
         raise HistogramError(f"not an HdrHistogram encoding ({type(exc).__name__})") from None
+
+
+def encode_us(values_us: Iterable[int]) -> str:
+    """Return the encoded histogram of whole microseconds (clamped to 1 µs … 1 h), e.g. callback durations."""
+    histogram = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+    for microseconds, times in Counter(min(HIGHEST_US, max(LOWEST_US, v)) for v in values_us).items():
+        histogram.record_value(microseconds, times)
+    encoded: bytes = histogram.encode()
+    return encoded.decode("ascii")
+
+
+def merge(encoded: Iterable[str]) -> str | None:
+    """Return one encoded histogram holding every value of ``encoded``'s; ``None`` if there are none.
+
+    Histograms pool exactly (their counts add up), unlike percentiles: this is how the
+    worker processes of one cell combine theirs.
+    """
+    total: Any = None
+    for text in encoded:
+        histogram = _decode(text)
+        if total is None:
+            total = histogram
+        else:
+            total.add(histogram)
+    if total is None:
+        return None
+    merged: bytes = total.encode()
+    return merged.decode("ascii")
+
+
+def percentiles_ms(encoded: str, levels: Iterable[float]) -> list[float]:
+    """Return the values (ms) at these percentiles of an encoded histogram; 100 is its maximum."""
+    histogram = _decode(encoded)
+    values: list[float] = []
+    for level in levels:
+        value = histogram.get_max_value() if level >= 100 else histogram.get_value_at_percentile(level)
+        values.append(value / 1000)
+    return values

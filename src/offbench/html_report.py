@@ -9,7 +9,7 @@ every string from a results file is escaped, only the SVG made here is inserted 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from offbench import compare, plots, report
 from offbench.errors import UsageError
 from offbench.formatting import strategy_label, workload_label
 from offbench.results import Machine, RunResult
+from offbench.workloads import Params
 
 if TYPE_CHECKING:
     import jinja2
@@ -51,6 +52,10 @@ class Section:
     title: str
     charts: list[Chart]
     table: Table
+    details: list[tuple[str, Table]] = field(default_factory=list)
+    """Titled tables below the numbers: where the offloaded calls' time went."""
+    notes: list[str] = field(default_factory=list)
+    """Lines below those: the stall evidence, the loop-utilisation cross-check."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ def render(run: RunResult, base: RunResult | None = None, *, run_label: str = "r
         run=run,
         title=run_label,
         sections=sections(run, base),
+        pool_costs=pool_costs(run),
+        pool_costs_title=report.POOL_COST_TITLE,
+        steady_state=report.steady_state_lines(run),
         comparison=comparison(run, base, run_label, base_label) if base is not None else None,
         base_label=base_label,
         settings=settings_rows(run),
@@ -97,8 +105,26 @@ def sections(run: RunResult, base: RunResult | None) -> list[Section]:
             rows=[report.row_cells(c, report.baseline(cells, c), c in best) for c in cells],
             caption=report.table_caption(run),
         )
-        found.append(Section(f"w{index}", workload_label(workload, params), charts, table))
+        found.append(Section(f"w{index}", workload_label(workload, params), charts, table,
+                             details(run, workload, params), report.workload_notes(run, workload, params)))
     return found
+
+
+def details(run: RunResult, workload: str, params: Params) -> list[tuple[str, Table]]:
+    """Return the titled tables under a workload's numbers: where the offloaded calls' time went."""
+    rows = report.breakdown_rows(run, workload, params)
+    if not rows:
+        return []
+    table = Table(list(report.BREAKDOWN_HEADERS), rows, report.BREAKDOWN_CAPTION)
+    return [(report.BREAKDOWN_TITLE, table)]
+
+
+def pool_costs(run: RunResult) -> Table | None:
+    """Return the pool-cost table, as the terminal shows it; ``None`` when nothing was costed."""
+    rows = report.pool_cost_rows(run)
+    if not rows:
+        return None
+    return Table(report.pool_cost_headers(run), rows, report.pool_cost_caption(run))
 
 
 def comparison(run: RunResult, base: RunResult, run_label: str, base_label: str) -> Comparison:

@@ -30,13 +30,22 @@ def run(result: RunResult) -> str:
         parts.append(f"<sub>{_escape(report.table_caption(result))}</sub>\n")
         split = report.breakdown_rows(result, workload, params)
         if split:
-            parts.append("**Where the time goes (offloaded calls)**\n")
+            parts.append(f"**{_escape(report.BREAKDOWN_TITLE.capitalize())}**\n")
             parts.append(table(list(report.BREAKDOWN_HEADERS), [_escaped(r) for r in split], right_from=2))
             parts.append(f"<sub>{_escape(report.BREAKDOWN_CAPTION)}</sub>\n")
+        checked = report.utilisation_lines(result, workload, params)
+        if checked:
+            parts.append("".join(f"- {_escape(line)}\n" for line in checked))
         evidence = report.stall_lines(result, workload, params)
         if evidence:
             bullets = "".join(f"- {_escape(line)}\n" for line in evidence[1:])
             parts.append(f"**{_escape(evidence[0])}**\n\n{bullets}")
+    costs = report.pool_cost_rows(result)
+    if costs:
+        parts.append(f"### {_escape(report.POOL_COST_TITLE.capitalize())}\n")
+        parts.append(table(report.pool_cost_headers(result), [_escaped(r) for r in costs], right_from=2))
+        parts.append(f"<sub>{_escape(report.pool_cost_caption(result))}</sub>\n")
+        parts.append("".join(f"- {_escape(line)}\n" for line in report.steady_state_lines(result)))
     if result.verdicts:
         parts.append(_verdicts(result))
     parts.append(_lines(report.summary(result).plain.splitlines()))

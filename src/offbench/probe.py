@@ -57,6 +57,8 @@ class LagRecorder:
     """Total lag of the wake-ups later than one interval: time the loop could not run the probe."""
     next_due_ns: int = 0
     """When the next tick falls due: the heartbeat :mod:`offbench.watchdog` reads from its thread."""
+    late: list[tuple[int, int]] = field(default_factory=list)
+    """(deadline, lag) of each wake-up later than one interval, for :mod:`offbench.utilisation`'s check."""
 
     def record(self, lag_ns: int, deadline_ns: int = 0, ticks: int | None = None) -> int:
         """Record a wake-up ``lag_ns`` after the tick due at ``deadline_ns``; return the ticks it served.
@@ -73,6 +75,7 @@ class LagRecorder:
             self.stalled_ns += lag_ns
         if lag_ns > interval:
             self.blocked_ns += lag_ns
+            self.late.append((deadline_ns, lag_ns))
         for tick in range(ticks):
             self.samples.append(max(0, lag_ns - tick * interval))
             self.deadlines.append(deadline_ns + tick * interval)

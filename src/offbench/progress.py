@@ -87,6 +87,14 @@ class RunProgress:
         if not self.live:
             self.console.print(f"checking semantics: {strategy} on {loop}", markup=False)
 
+    def costing(self, pools: list[str], python: str) -> None:
+        """Show that the run's process pools are being costed; without a terminal, log it."""
+        where = f" under {python}" if python else ""
+        self.progress.update(self.task, description=escape(f"pool costs · {', '.join(pools)}{where}"))
+        self.progress.refresh()
+        if not self.live:
+            self.console.print(f"measuring pool costs: {', '.join(pools)}{where}", markup=False)
+
     def installing(self, python: Interpreter) -> None:
         """Say that a venv is being made for ``python`` (the first time only), on a line of its own."""
         self.console.print(f"preparing a venv for {python.given} (Python {python.label}, first time only)…",

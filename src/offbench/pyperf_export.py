@@ -83,4 +83,11 @@ def _metadata(run: RunResult, r: CellResult) -> dict[str, str | int | float]:
         metadata["offbench_max_workers"] = r.max_workers
     if r.loop_lag_ms is not None:
         metadata["offbench_lag_p99_ms"] = r.loop_lag_ms.p99
+    if r.breakdown_ms is not None:
+        for part in ("queue_wait", "run", "hop_back"):
+            quantiles = getattr(r.breakdown_ms, part)
+            metadata[f"offbench_{part}_p50_ms"] = quantiles.p50
+            metadata[f"offbench_{part}_p99_ms"] = quantiles.p99
+    if r.loop_utilisation is not None:
+        metadata["offbench_loop_busy"] = r.loop_utilisation.busy
     return metadata

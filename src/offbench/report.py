@@ -7,7 +7,7 @@ a saved run renders exactly as it did live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from rich import box
 from rich.console import Console, JustifyMethod
@@ -19,6 +19,7 @@ from offbench.catalog import Catalog, Entry
 from offbench.chart import LagScale, WorkloadChart
 from offbench.compare import CellKey, Change, Comparison, Pair, regressions
 from offbench.formatting import (
+    format_bytes,
     format_ms,
     format_rate,
     format_spread,
@@ -26,8 +27,9 @@ from offbench.formatting import (
     strategy_label,
     workload_label,
 )
-from offbench.results import CellResult, GateResult, RunResult, Verdict
+from offbench.results import CallCost, CellResult, GateResult, LoopUtilisation, PoolCost, RunResult, Verdict
 from offbench.settings import RunSettings, cells
+from offbench.utilisation import DISPATCH_US, TOLERANCE_MS
 from offbench.workloads import Params
 
 BEST_MARK = "★"
@@ -46,11 +48,19 @@ def print_run(run: RunResult, console: Console, charts: bool = True) -> None:
         split = breakdown_table(run, workload, params)
         if split is not None:
             console.print(split)
+        for line in utilisation_lines(run, workload, params):
+            console.print(Text(line), soft_wrap=True)
         evidence = stall_lines(run, workload, params)
         if evidence:
             console.print(Text(evidence[0], style="bold"))
             for line in evidence[1:]:
                 console.print(Text(f"  {line}"), soft_wrap=True)
+        console.print()
+    costs = pool_cost_table(run)
+    if costs is not None:
+        console.print(costs)
+        for line in steady_state_lines(run):
+            console.print(Text(line), soft_wrap=True)
         console.print()
     if run.verdicts:
         console.print(verdicts(run.verdicts))
@@ -92,6 +102,8 @@ def table_caption(run: RunResult) -> str:
         f"times in ms · {BEST_MARK} best throughput with loop lag p99 ≤ {run.settings.lag_budget_ms:g} ms"
         f" (per loop and concurrency) · ± relative std dev over the {run.settings.samples} parts"
         " of each window"
+        + (f" · every call shipped {format_bytes(run.settings.payload_bytes)} of argument"
+           if run.settings.payload_bytes else "")
         + (f" · {pythons_line(run)}" if run.settings.pythons else "")
     )
 
@@ -169,26 +181,79 @@ def row_cells(row: CellResult, baseline: CellResult | None, best: bool) -> list[
     ]
 
 
+TOLERANCE_TEXT = f"{TOLERANCE_MS:g} ms + {DISPATCH_US:g} µs per callback"
+BREAKDOWN_TITLE = "where the time goes"
 BREAKDOWN_HEADERS = ("strategy", "loop", "conc", "wait p50", "wait p99", "run p50", "run p99",
-                     "hop p50", "hop p99")
+                     "hop p50", "hop p99", "busy", "cb p99", "cb max", "agree")
 BREAKDOWN_CAPTION = (
-    "times in ms · wait: submitted → started on a worker · run: the function · "
-    "hop: finished → the awaiting task resumed on the loop"
+    "times in ms · offloaded calls: wait: submitted → started on a worker · run: the function · "
+    "hop: finished → the awaiting task resumed on the loop · the loop: busy: share of the window "
+    "its thread spent in callbacks · cb: one callback's duration · agree: probe stalls the "
+    "callbacks account for, of those checked"
 )
 
 
 def breakdown_rows(run: RunResult, workload: str, params: Params | None = None) -> list[list[str]]:
-    """Return the plain-text rows of "where the time goes": one per ok cell with a breakdown."""
+    """Return the rows of "where the time goes": one per ok cell with a breakdown or utilisation."""
     rows = []
     for r in workload_rows(run, workload, params):
-        if not r.ok or r.breakdown_ms is None:
+        if not r.ok or (r.breakdown_ms is None and r.loop_utilisation is None):
             continue
         b = r.breakdown_ms
+        parts = () if b is None else (b.queue_wait, b.run, b.hop_back)
+        split = [format_ms(getattr(q, p)) for q in parts for p in ("p50", "p99")] or ["–"] * 6
         rows.append([
             strategy_label(r.strategy, r.max_workers), loop_label(r.loop, r.python), str(r.concurrency),
-            *(format_ms(getattr(q, p)) for q in (b.queue_wait, b.run, b.hop_back) for p in ("p50", "p99")),
+            *split, *utilisation_cells(r.loop_utilisation),
         ])
     return rows
+
+
+def utilisation_cells(found: LoopUtilisation | None) -> list[str]:
+    """Return the busy share, callback p99 and max, and the probe agreement of one cell (``–`` if none)."""
+    if found is None:
+        return ["–"] * 4
+    durations = found.callback_ms
+    seen = "" if found.coverage == "every callback" else "*"
+    return [
+        f"{found.busy:.0%}{seen}",
+        format_ms(durations.p99) if durations else "–",
+        format_ms(durations.max) if durations else "–",
+        f"{found.stalls_agreeing}/{found.stalls_checked}" if found.stalls_checked else "–",
+    ]
+
+
+def utilisation_lines(run: RunResult, workload: str, params: Params | None = None) -> list[str]:
+    """Return what the loop-utilisation check against the probe found for a workload's cells.
+
+    One line for the agreement over all cells, then one per cell where callbacks left
+    probe stalls unexplained beyond the tolerance: time the loop thread spent outside
+    callbacks (waiting for the GIL, or in uvloop's own callbacks, which it cannot see).
+    """
+    cells = [r for r in workload_rows(run, workload, params) if r.ok and r.loop_utilisation]
+    checked = [r for r in cells if r.loop_utilisation and r.loop_utilisation.stalls_checked]
+    lines = []
+    if any(r.loop_utilisation and r.loop_utilisation.coverage != "every callback" for r in cells):
+        lines.append("* uvloop: only callbacks scheduled through the loop's methods are timed, "
+                     "not its transports' own")
+    if not checked:
+        return lines
+    total = sum(r.loop_utilisation.stalls_checked for r in checked if r.loop_utilisation)
+    agreeing = sum(r.loop_utilisation.stalls_agreeing for r in checked if r.loop_utilisation)
+    check_ms = max(r.loop_utilisation.check_ms for r in checked if r.loop_utilisation)
+    lines.insert(0, f"Loop utilisation against the probe: callbacks account for {agreeing} of {total} "
+                    f"probe stalls ≥ {check_ms:g} ms within {TOLERANCE_TEXT}")
+    for r in checked:
+        found = r.loop_utilisation
+        if found is None or found.stalls_agreeing == found.stalls_checked or found.worst_gap_ms is None:
+            continue
+        where = (f"{strategy_label(r.strategy, r.max_workers)} / {loop_label(r.loop, r.python)} / "
+                 f"c={r.concurrency}")
+        unseen = "" if found.coverage == "every callback" else ", or in uvloop's own callbacks"
+        lines.append(f"{where}: {found.stalls_checked - found.stalls_agreeing} of {found.stalls_checked} "
+                     f"not accounted for, up to {format_ms(found.worst_gap_ms)} ms outside callbacks "
+                     f"(waiting for the GIL or a CPU{unseen})")
+    return lines
 
 
 def breakdown_table(run: RunResult, workload: str, params: Params | None = None) -> Table | None:
@@ -196,7 +261,7 @@ def breakdown_table(run: RunResult, workload: str, params: Params | None = None)
     rows = breakdown_rows(run, workload, params)
     if not rows:
         return None
-    table = Table(title="where the time goes (offloaded calls)", title_justify="left",
+    table = Table(title=BREAKDOWN_TITLE, title_justify="left",
                   caption=BREAKDOWN_CAPTION, caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for index, header in enumerate(BREAKDOWN_HEADERS):
         table.add_column(header, justify="left" if index < 2 else "right", no_wrap=index < 2)
@@ -206,6 +271,93 @@ def breakdown_table(run: RunResult, workload: str, params: Params | None = None)
             table.add_section()
         previous = row[2]
         table.add_row(*row)
+    return table
+
+
+POOL_COST_TITLE = "what a process pool costs here"
+
+
+def pool_cost_headers(run: RunResult) -> list[str]:
+    """Return the pool-cost table's headers; the payload column names its size."""
+    sizes = {call.payload_bytes for cost in run.pool_costs for call in cost.calls if call.payload_bytes}
+    shipped = f"{format_bytes(max(sizes))} call" if sizes else "payload call"
+    return ["pool", "start", "workers", "start-up", "no-op call", shipped, "of which pickling"]
+
+
+def pool_cost_caption(run: RunResult) -> str:
+    """Return the legend under the pool-cost table."""
+    return (
+        "times in ms · start-up: creating the pool until every worker answered · calls: round trip "
+        "through the warm pool, one at a time, p50 (p99) · pickling: pickle and unpickle the argument "
+        "in one process; the rest of the payload's extra time is the pipe between processes"
+    )
+
+
+def pool_cost_rows(run: RunResult) -> list[list[str]]:
+    """Return the plain-text rows of the pool-cost table: one per pool and start method."""
+    return [_pool_cost_row(cost) for cost in run.pool_costs]
+
+
+def _pool_cost_row(cost: PoolCost) -> list[str]:
+    pool = f"{cost.pool} · {cost.python}" if cost.python else cost.pool
+    if cost.error is not None:
+        return [pool, cost.start_method or "–", "–", f"error: {cost.error}", "", "", ""]
+    noop = next((c for c in cost.calls if c.payload_bytes == 0), None)
+    shipped = next((c for c in cost.calls if c.payload_bytes > 0), None)
+    return [
+        pool, cost.start_method, str(cost.workers), format_ms(cost.startup_s * 1000),
+        _round_trip(noop), _round_trip(shipped),
+        format_ms(shipped.pickle_ms) if shipped else "–",
+    ]
+
+
+def _round_trip(call: CallCost | None) -> str:
+    if call is None:
+        return "–"
+    return f"{format_ms(call.round_trip_ms.p50)} ({format_ms(call.round_trip_ms.p99)})"
+
+
+def steady_state_lines(run: RunResult) -> list[str]:
+    """Return, per costed pool, what shipping a call cost in the run's own cells at c=1: steady state.
+
+    At concurrency 1 a call never waits for a busy worker, so its queue wait plus hop
+    back is the per-call price of the pool (pickling, the pipes, the pool's threads)
+    with the real workload's arguments and results.
+    """
+    lines = []
+    for pool in dict.fromkeys(cost.pool for cost in run.pool_costs):
+        cells = [r for r in run.results if r.ok and r.strategy == pool and r.concurrency == 1
+                 and r.breakdown_ms is not None and r.op_latency_ms is not None]
+        if not cells:
+            continue
+        shipping = [r.breakdown_ms.queue_wait.p50 + r.breakdown_ms.hop_back.p50
+                    for r in cells if r.breakdown_ms is not None]
+        shares = [100 * ship / r.op_latency_ms.p50 for ship, r in zip(shipping, cells, strict=True)
+                  if r.op_latency_ms is not None and r.op_latency_ms.p50 > 0]
+        lines.append(
+            f"steady state, {pool} at c=1 in this run: shipping a call there and back (wait + hop p50) "
+            f"took {_span(shipping, format_ms)} ms over {len(cells)} cell{'s' * (len(cells) != 1)}, "
+            f"{_span(shares, lambda v: f'{v:.0f}')} % of the op time"
+        )
+    return lines
+
+
+def _span(values: Sequence[float], shown: Callable[[float], str]) -> str:
+    low, high = shown(min(values)), shown(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def pool_cost_table(run: RunResult) -> Table | None:
+    """Return the table of the run's process-pool costs by start method; ``None`` if none was measured."""
+    rows = pool_cost_rows(run)
+    if not rows:
+        return None
+    table = Table(title=POOL_COST_TITLE, title_justify="left", caption=pool_cost_caption(run),
+                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for index, header in enumerate(pool_cost_headers(run)):
+        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=index < 2)
+    for row in rows:
+        table.add_row(*(escape(text) for text in row))
     return table
 
 
@@ -306,6 +458,8 @@ def plan(settings: RunSettings) -> Text:
                    f"cell timeout {settings.cell_timeout_s:g} s"),
         ("probe", f"every {settings.probe_interval_ms:g} ms; stall above "
                   f"{settings.stall_threshold_ms:g} ms; lag budget {settings.lag_budget_ms:g} ms"),
+        *([("payload", f"{format_bytes(settings.payload_bytes)} shipped with every call")]
+          if settings.payload_bytes else []),
         *([("fail if", "; ".join(settings.fail_if))] if settings.fail_if else []),
     ]
     for name, value in lines:
@@ -385,6 +539,11 @@ def gate_lines(found: Sequence[GateResult]) -> Text:
         elif not result.broken_by:
             text.append(f'gate "{result.gate}" held in {result.cells} cell{"s" * (result.cells != 1)}\n')
     return text
+
+
+def workload_notes(run: RunResult, workload: str, params: Params | None = None) -> list[str]:
+    """Return the plain lines under a workload's tables: the utilisation check, the stall evidence."""
+    return [*utilisation_lines(run, workload, params), *stall_lines(run, workload, params)]
 
 
 def stall_lines(run: RunResult, workload: str, params: Params | None = None) -> list[str]:

@@ -68,6 +68,44 @@ class Breakdown(msgspec.Struct, frozen=True, kw_only=True):
     hop_back: Quantiles
 
 
+class Durations(msgspec.Struct, frozen=True, kw_only=True):
+    """Median, 99th percentile and maximum of a set of durations, milliseconds."""
+
+    p50: float
+    p99: float
+    max: float
+
+
+Coverage = Literal["every callback", "scheduled callbacks"]
+
+
+class LoopUtilisation(msgspec.Struct, frozen=True, kw_only=True):
+    """How busy the loop thread was running callbacks in the window (:mod:`offbench.utilisation`).
+
+    The equivalent of Node's event-loop utilisation, measured by timing each callback
+    the loop runs, and checked against the probe: every probe wake-up late by at least
+    ``check_ms`` should coincide with callbacks that kept the loop busy for about as long.
+    """
+
+    busy: float
+    """Share of the window (0 to 1) the loop thread spent inside callbacks."""
+    callbacks: int
+    """Callbacks that ran in the window."""
+    callback_ms: Durations | None
+    """How long single callbacks ran; ``None`` when none ran."""
+    coverage: Coverage
+    """What was timed: ``every callback`` (asyncio), or only callbacks scheduled through
+    the loop's public methods (uvloop runs its own transports' callbacks out of sight)."""
+    check_ms: float
+    """Probe wake-ups at least this late were checked against the callbacks."""
+    stalls_checked: int
+    """Probe wake-ups at least ``check_ms`` late."""
+    stalls_agreeing: int
+    """Of those, the ones whose lag the callbacks account for within the tolerance."""
+    worst_gap_ms: float | None
+    """The largest difference between a checked lag and the callback time that covered it."""
+
+
 class LoopLag(msgspec.Struct, frozen=True, kw_only=True):
     """How late the event loop woke the probe, milliseconds, corrected for coordinated omission."""
 
@@ -147,6 +185,8 @@ class CellResult(CellIdentity, frozen=True, kw_only=True):
     wall_s: float = 0.0
     stall_evidence: list[StallEvidence] = []
     """The longest stalls beyond ``evidence_threshold_ms`` (longest first) and the code behind each."""
+    loop_utilisation: LoopUtilisation | None = None
+    """How busy callbacks kept the loop, checked against the probe; ``None`` in older files."""
 
     @property
     def ok(self) -> bool:
@@ -243,6 +283,35 @@ class GateResult(msgspec.Struct, frozen=True, kw_only=True):
     broken_by: list[GateBreach] = []
 
 
+class CallCost(msgspec.Struct, frozen=True, kw_only=True):
+    """Round trip of a call through a warm pool that does nothing but receive its argument."""
+
+    payload_bytes: int
+    """Size of the ``bytes`` argument shipped with each call (0: a no-op)."""
+    round_trip_ms: Quantiles
+    """Submitted on the caller's side → result back, one call at a time."""
+    pickle_ms: float
+    """Median time to pickle and unpickle the argument in one process: the part that is not IPC."""
+
+
+class PoolCost(msgspec.Struct, frozen=True, kw_only=True):
+    """What a process pool costs on this machine, started one way (:mod:`offbench.poolcost`)."""
+
+    pool: str
+    """The executor measured: ``ProcessPoolExecutor`` (the ``process-pool`` strategy) or ``loky``."""
+    start_method: str
+    """How its processes start: ``fork``, ``forkserver``, ``spawn`` (or loky's own)."""
+    python: str = ""
+    """The interpreter (``--python`` label; empty for the running one)."""
+    workers: int
+    startup_s: float
+    """Creating the pool until every worker process has started and answered a call."""
+    calls: list[CallCost]
+    """The no-op first, then the payload of ``--payload-bytes``."""
+    error: str | None = None
+    """Why this pool could not be measured (the other fields are then zero)."""
+
+
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     """A whole run: where, when, with which settings, and every cell's result."""
 
@@ -259,6 +328,8 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     """What each strategy does to a program's semantics on each loop (``offbench check``)."""
     gates: list[GateResult] = []
     """Each ``--fail-if`` gate and the cells that broke it; empty without gates."""
+    pool_costs: list[PoolCost] = []
+    """Start-up and per-call cost of the run's process pools by start method; empty without one."""
 
 
 def encode(run: RunResult) -> bytes:

@@ -8,8 +8,10 @@ worker's whole process group, turns every way a worker can end into a
 :func:`~offbench.aggregate.cell_result`), and tells an :class:`Observer` as cells
 start and finish (the CLI draws progress from that).
 
-After the cells, the run's strategies and loops are checked for their semantics
-(:mod:`offbench.semantics`), unless the settings say not to.
+After the cells, the run's process pools are costed (:mod:`offbench.poolcost`: start-up
+by start method, a call's round trip with and without a payload) and its strategies and
+loops are checked for their semantics (:mod:`offbench.semantics`), each unless the
+settings say not to.
 
 Ctrl-C (``KeyboardInterrupt``) stops the run between or during cells (or checks): the
 worker in flight is killed, and the :class:`~offbench.results.RunResult` holds every
@@ -25,12 +27,12 @@ from typing import Protocol
 
 import msgspec
 
-from offbench import __version__, gates, interpreters, machine, verdict, workloads
+from offbench import __version__, gates, interpreters, machine, poolcost, verdict, workloads
 from offbench.aggregate import Measurement, WorkerReport, cell_result
 from offbench.errors import OffbenchError
 from offbench.interpreters import Interpreter
 from offbench.processes import ChildOutcome, default_start_method, run_child
-from offbench.results import CellResult, RunResult, failed_cell
+from offbench.results import CellResult, PoolCost, RunResult, failed_cell
 from offbench.semantics import StrategySemantics
 from offbench.semantics.check import check
 from offbench.settings import CellSpec, RunSettings, cells, process_shares
@@ -55,6 +57,9 @@ class Observer(Protocol):
     def installing(self, python: Interpreter) -> None:
         """Note that offbench is being installed in a venv for ``python`` (a minute, first time only)."""
 
+    def costing(self, pools: list[str], python: str) -> None:
+        """Note that the start-up and call cost of ``pools`` under ``python`` is about to be measured."""
+
 
 class NullObserver:
     """An observer that ignores everything."""
@@ -72,6 +77,9 @@ class NullObserver:
         """Ignore."""
 
     def installing(self, python: Interpreter) -> None:
+        """Ignore."""
+
+    def costing(self, pools: list[str], python: str) -> None:
         """Ignore."""
 
 
@@ -93,6 +101,7 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
     preload(settings)
     results: list[CellResult] = []
     found: list[StrategySemantics] = []
+    costs: list[PoolCost] = []
     complete = False
     try:
         for index, cell in enumerate(matrix):
@@ -101,6 +110,8 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
                               executables.get(cell.python))
             results.append(result)
             observer.cell_finished(index, len(matrix), result)
+        if settings.pool_costs:
+            cost_pools(settings, observer, costs)
         if settings.semantics:
             check(settings.strategies, settings.loops, found=found,
                   on_start=lambda spec: observer.checking(spec.strategy, spec.loop),
@@ -119,7 +130,29 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
         verdicts=verdict.decide(results, settings.lag_budget_ms, found),
         semantics=found,
         gates=gates.judge_all(settings.fail_if, results),
+        pool_costs=costs,
     )
+
+
+def cost_pools(settings: RunSettings, observer: Observer, found: list[PoolCost]) -> None:
+    """Measure the run's process pools (if any) under each interpreter; append to ``found`` as they come.
+
+    Each interpreter's pools are measured in one fresh child (:func:`offbench.poolcost.measure_in_child`),
+    away from any event loop or thread, so that ``fork`` is safe there too.
+    """
+    pools = poolcost.pools_for(settings.strategies)
+    if not pools:
+        return
+    targets: list[tuple[str, str | None]] = [(python.label, python.executable) for python in settings.pythons]
+    for label, executable in targets or [("", None)]:
+        observer.costing(pools, label)
+        spec = poolcost.CostSpec(
+            pools=pools,
+            payload_bytes=settings.payload_bytes or poolcost.DEFAULT_PAYLOAD_BYTES,
+            calls=poolcost.QUICK_CALLS if settings.quick else poolcost.DEFAULT_CALLS,
+            python=label,
+        )
+        found.extend(poolcost.measure_in_child(spec, on_wait=observer.waiting, executable=executable))
 
 
 def preload(settings: RunSettings) -> list[str]:

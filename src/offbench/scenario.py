@@ -53,6 +53,7 @@ class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lag_budget_ms: float | None = None
     samples: int | None = None
     processes: int | None = None
+    payload_bytes: int | None = None
     pythons: str | list[str] | None = None
     dask_scheduler: str | None = None
     fail_if: str | list[str] | None = None
@@ -165,6 +166,7 @@ def _choices(raw: ScenarioFile) -> Choices:
         lag_budget_ms=raw.lag_budget_ms,
         samples=raw.samples,
         processes=raw.processes,
+        payload_bytes=raw.payload_bytes,
         pythons=_listed(raw.pythons),
         dask_scheduler=raw.dask_scheduler,
         fail_if=_listed(raw.fail_if),

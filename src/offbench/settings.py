@@ -39,6 +39,7 @@ MAX_SAMPLES = 1000
 MIN_TICKS_PER_SAMPLE = 5
 MAX_CONCURRENCY = 4096
 MAX_WORKERS = 1024
+MAX_PAYLOAD_BYTES = 1 << 30
 
 T = TypeVar("T")
 N = TypeVar("N", int, int | None)
@@ -73,6 +74,9 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     samples: int | None = None
     processes: int | None = None
     semantics: bool | None = None
+    pool_costs: bool | None = None
+    utilisation: bool | None = None
+    payload_bytes: int | None = None
     dask_scheduler: str | None = None
     pythons: list[str] | None = None
     fail_if: list[str] | None = None
@@ -119,6 +123,12 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Worker processes per cell, one after the other, sharing the window's parts."""
     semantics: bool = False
     """Run ``offbench check``'s experiments for the run's strategies and loops, for the verdict."""
+    pool_costs: bool = False
+    """Cost the run's process pools: start-up by start method, per-call cost (:mod:`offbench.poolcost`)."""
+    utilisation: bool = True
+    """Time every callback the loop runs, for loop utilisation (:mod:`offbench.utilisation`)."""
+    payload_bytes: int = 0
+    """Bytes of argument shipped with every call (``--payload-bytes``); pickled per call by process pools."""
     dask_scheduler: str | None = None
     """The scheduler the ``dask`` strategy connects to (``tcp://HOST:PORT``); ``None`` = a local cluster."""
     quick: bool = False
@@ -154,6 +164,8 @@ class CellSpec(CellIdentity, frozen=True, kw_only=True):
     samples: int = DEFAULT_SAMPLES
     processes: int = 1
     resources: Params = {}
+    utilisation: bool = True
+    payload_bytes: int = 0
     dask_scheduler: str | None = None
     """Set for ``dask`` cells only: the scheduler to connect to instead of starting a local cluster."""
 
@@ -225,12 +237,25 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         samples=samples,
         processes=processes,
         semantics=c.semantics is not False,
+        pool_costs=c.pool_costs is not False,
+        utilisation=c.utilisation is not False,
+        payload_bytes=_payload_bytes(c.payload_bytes),
         dask_scheduler=_dask_scheduler(c.dask_scheduler, c.strategies),
         pythons=pythons,
         quick=quick,
         scenario=scenario,
     )
     return msgspec.structs.replace(chosen, fail_if=_gates(c.fail_if, cells(chosen)))
+
+
+def _payload_bytes(given: int | None) -> int:
+    """Check ``--payload-bytes``: zero (nothing shipped) up to :data:`MAX_PAYLOAD_BYTES`."""
+    if given is None:
+        return 0
+    if not 0 <= given <= MAX_PAYLOAD_BYTES:
+        raise UsageError(f"payload bytes must be between 0 and {MAX_PAYLOAD_BYTES} (1 GiB), got {given}",
+                         key="payload_bytes")
+    return given
 
 
 def _gates(given: Sequence[str] | None, matrix: Sequence[CellSpec]) -> list[str]:
@@ -432,6 +457,8 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             evidence_threshold_ms=settings.evidence_threshold_ms,
             samples=settings.samples,
             processes=settings.processes,
+            utilisation=settings.utilisation,
+            payload_bytes=settings.payload_bytes,
             dask_scheduler=settings.dask_scheduler if strategy == "dask" else None,
             python=python,
         )

@@ -5,9 +5,12 @@ the measured window. The loop side does nothing new: the probe's every wake-up
 already publishes when its next tick falls due (:attr:`LagRecorder.next_due_ns
 <offbench.probe.LagRecorder.next_due_ns>`), and that is the heartbeat. The watchdog
 sleeps, wakes every few milliseconds, and reads it: once the next tick is overdue by
-more than the threshold the loop is stalled, and the watchdog takes one sample of the
-loop thread's stack (``sys._current_frames()``), the first of that stall; a stall is
-sampled once however long it lasts.
+more than half the threshold the loop may be stalling, and the watchdog takes one sample
+of the loop thread's stack (``sys._current_frames()``); a stall is sampled once however
+long it lasts. Sampling at half the threshold, and keeping the sample only if the
+stall went on past the threshold (:func:`evidence`), means the sample is taken while
+the stall is still under way: sampled at the threshold, a stall just over it had often
+ended by the time the watchdog looked, and the stack then showed the probe's own read.
 
 How long each stall lasted is not measured by the watchdog (it only looks every few
 milliseconds) but read afterwards from the probe: it is the lag of the tick that was
@@ -65,7 +68,7 @@ class Sample:
 
 @dataclass
 class Watchdog:
-    """A thread that samples the loop thread's stack once per stall longer than ``threshold_ns``.
+    """A thread that samples the loop thread's stack once per stall longer than half ``threshold_ns``.
 
     Start it on the loop thread (whose stack it samples) with :meth:`start`; :meth:`stop`
     joins it, so no thread outlives the window. The heartbeat is ``recorder.next_due_ns``.
@@ -106,7 +109,7 @@ class Watchdog:
         while not self._stopping:
             time.sleep(poll)
             due = self.recorder.next_due_ns
-            if self._stopping or due == sampled or due == 0 or self.clock() - due <= self.threshold_ns:
+            if self._stopping or due == sampled or due == 0 or self.clock() - due <= self.threshold_ns // 2:
                 continue
             sampled = due
             frame = sys._current_frames().get(self._loop_thread)
@@ -126,16 +129,20 @@ def _stack(frame: FrameType) -> list[RawFrame]:
     return stack
 
 
-def evidence(samples: Sequence[Sample], recorder: LagRecorder, keep: int = KEEP) -> list[StallEvidence]:
-    """Return the ``keep`` longest sampled stalls, longest first, as the probe measured them.
+def evidence(
+    samples: Sequence[Sample], recorder: LagRecorder, threshold_ns: int = 0, keep: int = KEEP
+) -> list[StallEvidence]:
+    """Return the ``keep`` longest sampled stalls beyond ``threshold_ns``, longest first, with their lags.
 
     A stall's duration is the lag of its overdue tick; a sample whose tick the probe
-    never recorded (the stall outlasted the window) is dropped.
+    never recorded (the stall outlasted the window), or whose stall ended before the
+    threshold (the watchdog samples at half of it), is dropped.
     """
     measured: list[tuple[int, Sample]] = []
     for sample in samples:
         index = bisect.bisect_left(recorder.deadlines, sample.due_ns)
-        if index < len(recorder.deadlines) and recorder.deadlines[index] == sample.due_ns:
+        found = index < len(recorder.deadlines) and recorder.deadlines[index] == sample.due_ns
+        if found and recorder.samples[index] > threshold_ns:
             measured.append((recorder.samples[index], sample))
     measured.sort(key=lambda pair: pair[0], reverse=True)
     return [

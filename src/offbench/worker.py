@@ -26,7 +26,7 @@ from typing import cast
 
 import msgspec
 
-from offbench import breakdown, loops, strategies, watchdog, workloads
+from offbench import breakdown, loops, poolcost, strategies, utilisation, watchdog, workloads
 from offbench.aggregate import Measurement, WorkerReport
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe
 from offbench.results import CellResult, Samples, failed_cell
@@ -54,6 +54,8 @@ class Window:
     """When each call still in flight after the drain (see :func:`drain_seconds`) was submitted."""
     stalls: list[watchdog.Sample]
     """The watchdog's samples of the loop thread's stack, one per stall beyond the evidence threshold."""
+    utilisation: utilisation.UtilisationRaw | None = None
+    """How busy callbacks kept the loop in the window, checked against the probe's late wake-ups."""
 
 
 def measure(cell: CellSpec, deliver: Deliver) -> None:
@@ -62,7 +64,7 @@ def measure(cell: CellSpec, deliver: Deliver) -> None:
     try:
         workload = workloads.get(cell.workload)
         details = workload.prepare(cell.params)
-        fn = workload.make_call(cell.params, cell.resources)
+        fn = poolcost.with_payload(workload.make_call(cell.params, cell.resources), cell.payload_bytes)
     except Exception as exc:
         deliver(WorkerReport(failure=failed(cell, exc, loop_version=backend.version())))
         return
@@ -128,6 +130,9 @@ async def _run_window(cell: CellSpec, strategy: Strategy, timed: bool = False) -
     cancelled on the way out. The first exception raised by a call fails the cell.
     The stall watchdog (if ``evidence_threshold_ms``) watches from the window's start
     (the probe's first tick) until the probe's last, and is joined before returning.
+    Unless the cell says not to, every callback the loop runs meanwhile is timed
+    (:mod:`offbench.utilisation`), from before the probe starts (uvloop times only
+    callbacks scheduled after that) to the end of the drain.
     With ``timed``, the strategy runs a :class:`~offbench.breakdown.Timed` function and
     each call's four stamps are kept too.
     """
@@ -143,30 +148,33 @@ async def _run_window(cell: CellSpec, strategy: Strategy, timed: bool = False) -
     ops: list[tuple[int, int]] = []
     stamps: list[tuple[int, int, int, int]] | None = [] if timed else None
     in_flight: dict[int, int] = {}
-    probe = asyncio.create_task(run_probe(recorder, start_ns, end_ns))
-    callers = [
-        asyncio.create_task(_call_until(strategy, end_ns, ops, in_flight, caller, stamps))
-        for caller in range(cell.concurrency)
-    ]
-    try:
-        pending: set[asyncio.Task[None]] = {probe, *callers}
+    metering = utilisation.metering if cell.utilisation else utilisation.unmetered
+    with metering(asyncio.get_running_loop(), start_ns, end_ns) as meter:
+        probe = asyncio.create_task(run_probe(recorder, start_ns, end_ns))
+        callers = [
+            asyncio.create_task(_call_until(strategy, end_ns, ops, in_flight, caller, stamps))
+            for caller in range(cell.concurrency)
+        ]
         try:
-            while not probe.done():
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            pending: set[asyncio.Task[None]] = {probe, *callers}
+            try:
+                while not probe.done():
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+            finally:
+                stalls = dog.stop() if dog else []
+            # Calls in flight at the window's end get a moment to finish, so each counts by
+            # its real share of the window; the callers submit nothing after the end.
+            if pending:
+                done, _ = await asyncio.wait(pending, timeout=drain_seconds(cell.window_s))
                 for task in done:
                     task.result()
         finally:
-            stalls = dog.stop() if dog else []
-        # Calls in flight at the window's end get a moment to finish, so each counts by
-        # its real share of the window; the callers submit nothing after the end.
-        if pending:
-            done, _ = await asyncio.wait(pending, timeout=drain_seconds(cell.window_s))
-            for task in done:
-                task.result()
-    finally:
-        for task in (probe, *callers):
-            task.cancel()
-    return Window(start_ns, end_ns, recorder, ops, stamps, list(in_flight.values()), stalls)
+            for task in (probe, *callers):
+                task.cancel()
+    raw = meter.raw(recorder) if meter is not None else None
+    return Window(start_ns, end_ns, recorder, ops, stamps, list(in_flight.values()), stalls, raw)
 
 
 MIN_DRAIN_S = 0.2
@@ -221,7 +229,10 @@ def _raw(
         stalled_s=recorder.stalled_ns / 1e9,
         blocked_s=recorder.blocked_ns / 1e9,
         samples=_samples(window, cell.samples),
-        stall_evidence=watchdog.evidence(window.stalls, recorder),
+        utilisation=window.utilisation,
+        stall_evidence=watchdog.evidence(
+            window.stalls, recorder, round(cell.evidence_threshold_ms * NS_PER_MS)
+        ),
         startup_s=startup_s,
         loop_version=loop_version,
         details=details,
