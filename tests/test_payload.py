@@ -17,7 +17,7 @@ from rich.console import Console
 
 from offbench import html_report, markdown, report, settings
 from offbench.errors import UsageError
-from offbench.results import Breakdown, CallCost, OpLatency, PoolCost, Quantiles, RunResult, decode, encode
+from offbench.results import Breakdown, CallCost, Durations, PoolCost, Quantiles, RunResult, decode, encode
 from offbench.settings import Choices
 from tests.cells import measure
 from tests.run_cli import offbench
@@ -105,7 +105,7 @@ def test_steady_state_is_the_shipping_share_of_the_runs_own_calls_at_c1() -> Non
     split = Breakdown(queue_wait=Quantiles(p50=0.4, p99=0.9), run=Quantiles(p50=10.0, p99=10.2),
                       hop_back=Quantiles(p50=0.1, p99=0.3))
     shipped = msgspec.structs.replace(cell("process-pool"), breakdown_ms=split,
-                                      op_latency_ms=OpLatency(p50=10.0, p99=11.0, max=12.0))
+                                      op_latency_ms=Durations(p50=10.0, p99=11.0, max=12.0))
     run = _costed(run_of(shipped, cell("to-thread")))
     (line,) = report.steady_state_lines(run)
     assert line == ("steady state, process-pool at c=1 in this run: shipping a call there and back "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from offbench.results import Candidate, CellResult, LoopLag, OpLatency, Status, Verdict
+from offbench.results import Candidate, CellResult, Durations, LoopLag, Status, Verdict
 from offbench.verdict import decide
 from offbench.workloads import Params
 
@@ -39,7 +39,7 @@ def cell(
         workload=workload, params=params or {}, strategy=strategy, loop=loop,
         concurrency=concurrency, max_workers=max_workers, status="ok", ops=int(ops_s),
         elapsed_s=1.0, throughput_ops_s=ops_s,
-        op_latency_ms=OpLatency(p50=1000 / ops_s, p99=2000 / ops_s, max=3000 / ops_s),
+        op_latency_ms=Durations(p50=1000 / ops_s, p99=2000 / ops_s, max=3000 / ops_s),
         loop_lag_ms=lag, lag_samples=1000, lag_samples_raw=1000, blocked_s=blocked,
         details={} if pool is None else {"max_workers": pool},
     )

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import msgspec
 
 from offbench import breakdown, histogram, utilisation, watchdog
-from offbench.results import Breakdown, CellResult, LoopLag, OpLatency, Samples, StallEvidence, identity
+from offbench.results import Breakdown, CellResult, Durations, LoopLag, Samples, StallEvidence, identity
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
 from offbench.utilisation import UtilisationRaw
@@ -113,11 +113,11 @@ def longest_stalls(measured: Sequence[Measurement], keep: int = watchdog.KEEP) -
     return sorted(pooled, key=lambda stall: stall.duration_ms, reverse=True)[:keep]
 
 
-def op_latency(ordered_ms: Sequence[float]) -> OpLatency | None:
+def op_latency(ordered_ms: Sequence[float]) -> Durations | None:
     """Return the percentiles of sorted call latencies; ``None`` if no call completed."""
     if not ordered_ms:
         return None
-    return OpLatency(
+    return Durations(
         p50=percentile(ordered_ms, 50), p99=percentile(ordered_ms, 99), max=ordered_ms[-1]
     )
 

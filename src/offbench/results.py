@@ -39,14 +39,6 @@ def identity(cell: CellIdentity) -> dict[str, Any]:
     return {name: getattr(cell, name) for name in CellIdentity.__struct_fields__}
 
 
-class OpLatency(msgspec.Struct, frozen=True, kw_only=True):
-    """Submit-to-result time of one call, milliseconds."""
-
-    p50: float
-    p99: float
-    max: float
-
-
 class Quantiles(msgspec.Struct, frozen=True, kw_only=True):
     """Median and 99th percentile of one part of a call, milliseconds."""
 
@@ -69,7 +61,7 @@ class Breakdown(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Durations(msgspec.Struct, frozen=True, kw_only=True):
-    """Median, 99th percentile and maximum of a set of durations, milliseconds."""
+    """Median, 99th percentile and maximum of a set of durations (calls, callbacks), milliseconds."""
 
     p50: float
     p99: float
@@ -161,7 +153,8 @@ class CellResult(CellIdentity, frozen=True, kw_only=True):
     ops: int = 0
     elapsed_s: float = 0.0
     throughput_ops_s: float = 0.0
-    op_latency_ms: OpLatency | None = None
+    op_latency_ms: Durations | None = None
+    """Submit-to-result time of the calls."""
     breakdown_ms: Breakdown | None = None
     """Queue wait, run and hop back of the calls; ``None`` for ``direct`` (nothing is
     offloaded), for a remote Dask scheduler (its clocks are not ours), and in older files."""
