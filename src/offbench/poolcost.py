@@ -370,9 +370,6 @@ def child_main(payload: bytes, report_fd: int) -> None:
     # offbench.worker, name an empty module rather than this one, whose import (msgspec)
     # would add tens of milliseconds to every spawned worker's start-up.
     sys.modules["__main__"] = types.ModuleType("__main__")
-    costs = measure(spec)
-    with open(report_fd, "wb", closefd=True) as out:
-        out.write(msgspec.json.encode(costs))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    from offbench.processes import report_and_exit
+
+    report_and_exit(report_fd, msgspec.json.encode(measure(spec)))

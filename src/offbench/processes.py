@@ -35,7 +35,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, NoReturn
 
 ChildMain = Callable[[bytes, int], None]
 """A module-level function run in the child with its input and the fd it reports on."""
@@ -264,6 +264,19 @@ def _fork(main: ChildMain, payload: bytes, report_fd: int, log_fd: int, scratch:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def report_and_exit(report_fd: int, report: bytes) -> NoReturn:
+    """End a child: write ``report`` to ``report_fd``, flush its output, leave with ``os._exit(0)``.
+
+    ``os._exit`` skips interpreter shutdown, which would wait for threads stuck in a
+    blocking call (a hung workload) and run pools' exit hooks: the report is already out.
+    """
+    with open(report_fd, "wb", closefd=True) as out:
+        out.write(report)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def child_entry(argv: list[str]) -> None:

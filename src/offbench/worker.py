@@ -29,6 +29,7 @@ import msgspec
 from offbench import breakdown, loops, poolcost, strategies, utilisation, watchdog, workloads
 from offbench.aggregate import Measurement, WorkerReport
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe
+from offbench.processes import report_and_exit
 from offbench.results import CellResult, Samples, failed_cell
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
@@ -293,10 +294,6 @@ def child_main(payload: bytes, report_fd: int) -> None:
     sys.modules["__main__"] = sys.modules[__name__]
 
     def deliver(report: WorkerReport) -> None:
-        with open(report_fd, "wb", closefd=True) as out:
-            out.write(msgspec.json.encode(report))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        report_and_exit(report_fd, msgspec.json.encode(report))
 
     measure(cell, deliver)

@@ -9,14 +9,13 @@ reports a :class:`~offbench.semantics.StrategySemantics` over the pipe.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Sequence
 
 import msgspec
 
 from offbench import loops, strategies
-from offbench.processes import run_child
+from offbench.processes import report_and_exit, run_child
 from offbench.semantics import Finding, StrategySemantics
 from offbench.semantics import callees as c
 from offbench.semantics.experiments import REGISTRY, Experiment, Lab
@@ -134,12 +133,7 @@ def child_main(payload: bytes, report_fd: int) -> None:
     spec = msgspec.json.decode(payload, type=CheckSpec)
     # As in offbench.worker: process pools re-import __main__; make that an import-safe module.
     sys.modules["__main__"] = sys.modules[__name__]
-    result = run_experiments(spec)
-    with open(report_fd, "wb", closefd=True) as out:
-        out.write(msgspec.json.encode(result))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    report_and_exit(report_fd, msgspec.json.encode(run_experiments(spec)))
 
 
 
