@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from offbench import html_report, markdown, report, settings
+from offbench import html_report, markdown, poolcost, report, runner, settings
 from offbench.errors import UsageError
 from offbench.results import Breakdown, CallCost, Durations, PoolCost, Quantiles, RunResult, decode, encode
 from offbench.settings import Choices
@@ -120,6 +120,17 @@ def test_runs_without_pool_costs_show_no_table_and_old_files_load() -> None:
     del data["pool_costs"]
     assert decode(json.dumps(data).encode()).pool_costs == []
     assert decode(encode(_costed(run))).pool_costs == _costed(run).pool_costs
+
+
+@pytest.mark.parametrize(("sizes", "expected"), [([None], None), ([None, 3, 1], 3), ([4], 4)])
+def test_pools_are_costed_at_the_largest_size_the_run_asks_for(
+    monkeypatch: pytest.MonkeyPatch, sizes: list[int | None], expected: int | None,
+) -> None:
+    asked: list[poolcost.CostSpec] = []
+    monkeypatch.setattr(poolcost, "measure_in_child", lambda spec, **_: asked.append(spec) or [])
+    chosen = settings.build_settings(Choices(strategies=["process-pool"], max_workers=sizes))
+    runner.cost_pools(chosen, runner.NullObserver(), [])
+    assert [spec.workers for spec in asked] == [expected]
 
 
 def test_a_run_with_a_process_pool_costs_it_by_start_method_unless_told_not_to(tmp_path: Path) -> None:

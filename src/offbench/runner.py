@@ -138,16 +138,19 @@ def cost_pools(settings: RunSettings, observer: Observer, found: list[PoolCost])
     """Measure the run's process pools (if any) under each interpreter; append to ``found`` as they come.
 
     Each interpreter's pools are measured in one fresh child (:func:`offbench.poolcost.measure_in_child`),
-    away from any event loop or thread, so that ``fork`` is safe there too.
+    away from any event loop or thread, so that ``fork`` is safe there too. The pools are
+    the size of the largest ``--max-workers`` the run asks for, else the executor's default.
     """
     pools = poolcost.pools_for(settings.strategies)
     if not pools:
         return
+    sizes = [size for size in settings.max_workers if size is not None]
     targets: list[tuple[str, str | None]] = [(python.label, python.executable) for python in settings.pythons]
     for label, executable in targets or [("", None)]:
         observer.costing(pools, label)
         spec = poolcost.CostSpec(
             pools=pools,
+            workers=max(sizes, default=None),
             payload_bytes=settings.payload_bytes or poolcost.DEFAULT_PAYLOAD_BYTES,
             calls=poolcost.QUICK_CALLS if settings.quick else poolcost.DEFAULT_CALLS,
             python=label,
