@@ -97,6 +97,12 @@ def test_pyperf_values_are_the_parts_op_latency_in_seconds() -> None:
     assert pyperf_export.suite(run_of(cell(status="error"))) is None
 
 
+def test_schema_descriptions_are_dedented_so_every_python_generates_the_same_schema() -> None:
+    descriptions = [d["description"] for d in schema.generate()["$defs"].values() if "description" in d]
+    assert any("\n\n" in text for text in descriptions)  # multi-paragraph docstrings are there
+    assert not [text for text in descriptions if "\n " in text]  # 3.13 strips the indent, 3.11 must too
+
+
 def test_shipped_schema_is_the_generated_one() -> None:
     assert schema.shipped() == schema.dumps(schema.generate()), (
         "src/offbench/results.schema.json is stale: regenerate it with "

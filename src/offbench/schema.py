@@ -8,6 +8,7 @@ prints it); a test keeps that copy equal to a fresh generation.
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 from typing import Any
 
@@ -22,6 +23,9 @@ SHIPPED = "results.schema.json"
 def generate() -> dict[str, Any]:
     """Return the JSON Schema (draft 2020-12) of a results file of this ``SCHEMA_VERSION``."""
     schema: dict[str, Any] = msgspec.json.schema(RunResult)
+    for definition in schema["$defs"].values():
+        if "description" in definition:  # 3.13 dedents docstrings itself; earlier Pythons do not
+            definition["description"] = inspect.cleandoc(definition["description"])
     run = schema["$defs"]["RunResult"]
     run["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
     run["required"] = sorted({*run.get("required", []), "schema_version"})
