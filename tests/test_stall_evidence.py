@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import results, runner, watchdog, worker
+from offbench import report, results, runner, watchdog, worker
 from offbench.aggregate import WorkerReport
 from offbench.probe import NS_PER_MS, LagRecorder
 from offbench.results import CellResult
@@ -41,6 +41,12 @@ def test_direct_sleep_is_caught_in_time_sleep_in_the_workload(loop: str) -> None
     assert cell.loop_lag_ms is not None
     assert durations[0] <= cell.loop_lag_ms.max + 0.01
     assert _names_the_sleep(cell)
+    # The loop's callback timings name the call: one that lasted the whole sleep at least.
+    longest = cell.stall_evidence[0]
+    assert longest.callbacks is not None
+    assert longest.callbacks >= 1
+    assert longest.longest_callback_ms is not None
+    assert longest.longest_callback_ms >= 49.9
     # The harness that called the workload (strategy, worker, asyncio) is trimmed away.
     top = cell.stall_evidence[0].frames[0]
     assert (top.function, top.code) == ("pause", "time.sleep(seconds)")
@@ -82,6 +88,53 @@ def test_threshold_zero_records_nothing_and_starts_no_watchdog(monkeypatch: pyte
     assert reports[1].measurement.stall_evidence
     # Joined at the window's end: no_leaks would fail the test otherwise; say it here too.
     assert not any(t.name == "offbench-watchdog" for t in threading.enumerate())
+
+
+def test_a_stall_longer_than_one_call_is_told_as_callbacks_in_a_row() -> None:
+    # 10 ms sleeps on the loop: the probe's tick waits behind one (its timerfd reader is
+    # queued after the next sleep), then its task step behind another, so stalls beyond
+    # 20 ms are made of several callbacks, none of which is as long as the stall.
+    spec = msgspec.structs.replace(_cell(20.0), params={"duration_ms": 10.0}, window_s=0.5)
+    cell = runner.run_cell(spec, timeout_s=60.0)
+    assert cell.ok, cell.error
+    assert cell.stall_evidence, "10 ms sleeps back to back left no stall beyond 20 ms"
+    for stall in cell.stall_evidence:
+        assert stall.callbacks is not None
+        assert stall.longest_callback_ms is not None
+        assert stall.longest_callback_ms >= 9.9, "every stall overlaps at least one whole sleep"
+    assert any(
+        s.callbacks and s.callbacks >= 2 and s.longest_callback_ms and s.longest_callback_ms < s.duration_ms
+        for s in cell.stall_evidence
+    ), cell.stall_evidence
+    line = report.stall_line(cell)
+    assert "callbacks in a row, the longest " in line, line
+
+
+def test_without_callback_timing_a_stall_does_not_say_what_it_was_made_of() -> None:
+    cell = runner.run_cell(msgspec.structs.replace(_cell(20.0), utilisation=False), timeout_s=60.0)
+    assert cell.ok, cell.error
+    assert cell.stall_evidence
+    assert all(s.callbacks is None and s.longest_callback_ms is None for s in cell.stall_evidence)
+    assert "callback" not in report.stall_line(cell)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "longest", "told"),
+    [
+        (None, None, "blocked for 48.0 ms in time.sleep"),
+        (0, 0.0, "48.0 ms (no timed callback was running) in"),
+        (1, 48.5, "48.0 ms (one callback) in"),
+        (3, 16.2, "48.0 ms (3 callbacks in a row, the longest 16.2 ms) in"),
+    ],
+)
+def test_the_evidence_line_says_what_the_stall_was_made_of(
+    callbacks: int | None, longest: float | None, told: str
+) -> None:
+    frame = results.Frame(file="app.py", line=3, function="f", code="time.sleep(x)")
+    stall = results.StallEvidence(duration_ms=48.0, callbacks=callbacks, longest_callback_ms=longest,
+                                  frames=[frame])
+    cell = msgspec.structs.replace(sample_run().results[0], stall_evidence=[stall])
+    assert told in report.stall_line(cell)
 
 
 def test_evidence_off_in_a_worker_process() -> None:

@@ -27,7 +27,16 @@ from offbench.formatting import (
     strategy_label,
     workload_label,
 )
-from offbench.results import CallCost, CellResult, GateResult, LoopUtilisation, PoolCost, RunResult, Verdict
+from offbench.results import (
+    CallCost,
+    CellResult,
+    GateResult,
+    LoopUtilisation,
+    PoolCost,
+    RunResult,
+    StallEvidence,
+    Verdict,
+)
 from offbench.settings import RunSettings, cells
 from offbench.utilisation import DISPATCH_US, TOLERANCE_MS
 from offbench.workloads import Params
@@ -564,12 +573,23 @@ def stall_line(result: CellResult) -> str:
     stall = result.stall_evidence[0]
     where = (f"{result.workload} / {strategy_label(result.strategy, result.max_workers)} / "
              f"{loop_label(result.loop, result.python)} / c={result.concurrency}")
-    text = f"{where}: the loop was blocked for {format_ms(stall.duration_ms)} ms"
+    text = f"{where}: the loop was blocked for {format_ms(stall.duration_ms)} ms{_made_of(stall)}"
     if not stall.frames:
         return text
     top, *callers = stall.frames
     text += f" in {top.code or top.function}, called from {top.file}:{top.line} ({top.function})"
     return text + "".join(f" ← {f.file}:{f.line} ({f.function})" for f in callers[:2])
+
+
+def _made_of(stall: StallEvidence) -> str:
+    """Return what the stall was made of, from the callback timings: `` (3 callbacks in a row, ...)``."""
+    if stall.callbacks is None or stall.longest_callback_ms is None:
+        return ""
+    if stall.callbacks == 0:
+        return " (no timed callback was running)"
+    if stall.callbacks == 1:
+        return " (one callback)"
+    return f" ({stall.callbacks} callbacks in a row, the longest {format_ms(stall.longest_callback_ms)} ms)"
 
 
 def cell_line(result: CellResult) -> str:

@@ -142,6 +142,10 @@ class StallEvidence(msgspec.Struct, frozen=True, kw_only=True):
     """The probe's lag for the tick the stall delayed (as in the lag columns)."""
     frames: list[Frame]
     """Innermost first, from the user's code down; the harness calling it is trimmed."""
+    callbacks: int | None = None
+    """Timed callbacks that ran while the tick waited (:mod:`offbench.utilisation`); ``None``: not timed."""
+    longest_callback_ms: float | None = None
+    """The longest of them, whole: well under ``duration_ms``, the stall was several calls in a row."""
 
 
 class CellResult(CellIdentity, frozen=True, kw_only=True):

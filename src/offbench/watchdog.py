@@ -19,7 +19,9 @@ overdue, the same figure as the table's lag columns. A stall the probe never saw
 stacks into :class:`~offbench.results.StallEvidence`: the harness frames that lead into
 the user's code (the worker, its strategy, asyncio's loop) are trimmed, and each frame
 gets its source line, which is how a C function such as ``time.sleep`` (it has no
-Python frame) is named.
+Python frame) is named. Given the loop's callback timings (:mod:`offbench.utilisation`),
+each stall also says how many callbacks ran while its tick waited and the longest: a
+stall far longer than any of them was several calls in a row, not one slow call.
 
 Cost while nothing stalls: one attribute store per probe tick on the loop, and a
 thread that wakes every few milliseconds to compare two integers (README, "Stall
@@ -38,9 +40,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from offbench.probe import NS_PER_MS, LagRecorder
 from offbench.results import Frame, StallEvidence
+
+if TYPE_CHECKING:
+    from offbench.utilisation import Check
 
 KEEP = 5
 """Stalls kept per worker process (and per cell, after pooling): the longest."""
@@ -129,14 +135,24 @@ def _stack(frame: FrameType) -> list[RawFrame]:
     return stack
 
 
+Explain = Callable[[int, int], "Check"]
+"""Given a late tick's deadline and lag (ns), the callbacks that ran meanwhile (:meth:`Meter.check
+<offbench.utilisation.Meter.check>`)."""
+
+
 def evidence(
-    samples: Sequence[Sample], recorder: LagRecorder, threshold_ns: int = 0, keep: int = KEEP
+    samples: Sequence[Sample],
+    recorder: LagRecorder,
+    threshold_ns: int = 0,
+    keep: int = KEEP,
+    explain: Explain | None = None,
 ) -> list[StallEvidence]:
     """Return the ``keep`` longest sampled stalls beyond ``threshold_ns``, longest first, with their lags.
 
     A stall's duration is the lag of its overdue tick; a sample whose tick the probe
     never recorded (the stall outlasted the window), or whose stall ended before the
-    threshold (the watchdog samples at half of it), is dropped.
+    threshold (the watchdog samples at half of it), is dropped. With ``explain`` (the
+    loop's callback timings), each stall also says how many callbacks it was made of.
     """
     measured: list[tuple[int, Sample]] = []
     for sample in samples:
@@ -145,10 +161,16 @@ def evidence(
         if found and recorder.samples[index] > threshold_ns:
             measured.append((recorder.samples[index], sample))
     measured.sort(key=lambda pair: pair[0], reverse=True)
-    return [
-        StallEvidence(duration_ms=lag / NS_PER_MS, frames=frames(sample.stack))
-        for lag, sample in measured[:keep]
-    ]
+    return [_stall(lag, sample, explain) for lag, sample in measured[:keep]]
+
+
+def _stall(lag_ns: int, sample: Sample, explain: Explain | None) -> StallEvidence:
+    callbacks = longest_ms = None
+    if explain is not None:
+        check = explain(sample.due_ns, lag_ns)
+        callbacks, longest_ms = check.callbacks, check.longest_ns / NS_PER_MS
+    return StallEvidence(duration_ms=lag_ns / NS_PER_MS, frames=frames(sample.stack),
+                         callbacks=callbacks, longest_callback_ms=longest_ms)
 
 
 def frames(stack: Sequence[RawFrame], shown: int = FRAMES_SHOWN) -> list[Frame]:

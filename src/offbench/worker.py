@@ -30,7 +30,7 @@ from offbench import breakdown, loops, poolcost, strategies, utilisation, watchd
 from offbench.aggregate import Measurement, WorkerReport
 from offbench.probe import NS_PER_MS, LagRecorder, run_probe
 from offbench.processes import report_and_exit
-from offbench.results import CellResult, Samples, failed_cell
+from offbench.results import CellResult, Samples, StallEvidence, failed_cell
 from offbench.settings import CellSpec
 from offbench.stats import mean, percentile
 from offbench.strategies import Strategy
@@ -53,8 +53,8 @@ class Window:
     """(submitted, started, finished, resumed) of the same calls when they are split, else ``None``."""
     unfinished: list[int]
     """When each call still in flight after the drain (see :func:`drain_seconds`) was submitted."""
-    stalls: list[watchdog.Sample]
-    """The watchdog's samples of the loop thread's stack, one per stall beyond the evidence threshold."""
+    stall_evidence: list[StallEvidence]
+    """The longest stalls beyond the evidence threshold: the watchdog's samples of the loop thread's stack."""
     utilisation: utilisation.UtilisationRaw | None = None
     """How busy callbacks kept the loop in the window, checked against the probe's late wake-ups."""
 
@@ -175,7 +175,9 @@ async def _run_window(cell: CellSpec, strategy: Strategy, timed: bool = False) -
             for task in (probe, *callers):
                 task.cancel()
     raw = meter.raw(recorder) if meter is not None else None
-    return Window(start_ns, end_ns, recorder, ops, stamps, list(in_flight.values()), stalls, raw)
+    threshold_ns = round(cell.evidence_threshold_ms * NS_PER_MS)
+    evidence = watchdog.evidence(stalls, recorder, threshold_ns, explain=meter.check if meter else None)
+    return Window(start_ns, end_ns, recorder, ops, stamps, list(in_flight.values()), evidence, raw)
 
 
 MIN_DRAIN_S = 0.2
@@ -231,9 +233,7 @@ def _raw(
         blocked_s=recorder.blocked_ns / 1e9,
         samples=_samples(window, cell.samples),
         utilisation=window.utilisation,
-        stall_evidence=watchdog.evidence(
-            window.stalls, recorder, round(cell.evidence_threshold_ms * NS_PER_MS)
-        ),
+        stall_evidence=window.stall_evidence,
         startup_s=startup_s,
         loop_version=loop_version,
         details=details,
