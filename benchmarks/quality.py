@@ -43,10 +43,12 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from offbench import __version__, loops, runner, strategies, workloads
-from offbench.probe import NS_PER_MS, TICK_SOURCES, LagRecorder, default_source, run_probe
+from offbench import __version__, loops, strategies, workloads
+from offbench.measure.probe import NS_PER_MS, TICK_SOURCES, LagRecorder, default_source, run_probe
+from offbench.model.cells import CellSpec
+from offbench.model.settings import DEFAULT_SAMPLES
 from offbench.processes import run_child
-from offbench.settings import DEFAULT_SAMPLES, CellSpec
+from offbench.run import runner
 from offbench.stats import percentile
 
 HERE = Path(__file__).resolve().parent

@@ -1,8 +1,8 @@
 """How well loop utilisation and the probe agree: the experiments behind ``utilisation.TOLERANCE_MS``.
 
 Each experiment runs a workload on a fresh loop for a one-second window, with the real
-probe (``offbench.probe.run_probe``, timerfd ticks every 1 ms) and a
-:class:`~offbench.utilisation.Meter` around it, then checks every probe wake-up at
+probe (``offbench.measure.probe.run_probe``, timerfd ticks every 1 ms) and a
+:class:`~offbench.measure.utilisation.Meter` around it, then checks every probe wake-up at
 least ``--check-ms`` late against the callbacks that ran while it waited. Printed per
 experiment and loop, over ``--repeats`` runs: how many wake-ups were checked, their
 gaps (lag the callbacks do not cover: median and worst), the longest callback of the
@@ -21,8 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from offbench import loops
-from offbench.probe import NS_PER_MS, LagRecorder, run_probe
-from offbench.utilisation import CHECK_MS, Check, metering
+from offbench.measure.probe import NS_PER_MS, LagRecorder, run_probe
+from offbench.measure.utilisation import CHECK_MS, Check, metering
 
 WINDOW_S = 1.0
 Workload = Callable[[int], Awaitable[None]]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from offbench import runner
-from offbench.results import CellResult
-from offbench.settings import CellSpec
-from offbench.workloads import Params
+from offbench.model.cells import CellSpec
+from offbench.model.params import Params
+from offbench.model.results import CellResult
+from offbench.run import runner
 
 
 def measure(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from offbench import histogram
-from offbench.aggregate import Measurement, cell_result
-from offbench.results import Samples
-from offbench.settings import CellSpec, process_shares
+from offbench.measure.wire import Measurement
+from offbench.model import histogram
+from offbench.model.cells import CellSpec
+from offbench.model.results import Samples
+from offbench.plan.matrix import process_shares
+from offbench.run.aggregate import cell_result
 
 
 def spec(samples: int = 10, processes: int = 2, window_s: float = 1.0) -> CellSpec:

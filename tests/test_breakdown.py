@@ -1,4 +1,4 @@
-"""Per-call breakdown of offloaded calls: queue wait, run, hop back (:mod:`offbench.breakdown`).
+"""Per-call breakdown of offloaded calls: queue wait, run, hop back (:mod:`offbench.measure.breakdown`).
 
 Real cells with physics margins: timings are noisy on a shared 2-core machine, so
 each bound is one the mechanism guarantees with room to spare.
@@ -16,12 +16,16 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from offbench import breakdown, markdown, report, strategies, worker
-from offbench.aggregate import Measurement, cell_result
-from offbench.results import Breakdown, CellResult, Quantiles, Samples
-from offbench.settings import CellSpec
+from offbench import strategies
+from offbench.measure import breakdown, calls, worker
+from offbench.measure.wire import Measurement
+from offbench.model.cells import CellSpec
+from offbench.model.params import Params
+from offbench.model.results import Breakdown, CellResult, Quantiles, Samples
+from offbench.render import markdown
+from offbench.render import terminal as report
+from offbench.run.aggregate import cell_result
 from offbench.stats import percentile
-from offbench.workloads import Params
 from tests.cells import measure
 from tests.test_compare import cell, run_of
 
@@ -74,7 +78,7 @@ def _hop_backs(busy: bool) -> list[float]:
 
     async def main() -> list[float]:
         strategy = strategies.get("to-thread").from_cell(spec)
-        await strategy.start(breakdown.Timed(functools.partial(time.sleep, 0.005)), lambda: None)
+        await strategy.start(calls.Timed(functools.partial(time.sleep, 0.005)), lambda: None)
         hog = asyncio.create_task(_hog_the_loop()) if busy else None
         try:
             window = await worker._run_window(spec, strategy, timed=True)
@@ -117,13 +121,13 @@ def test_a_remote_dask_scheduler_gets_no_breakdown() -> None:
 
 
 def test_timed_pickles_and_keeps_context_and_exceptions() -> None:
-    copy = pickle.loads(pickle.dumps(breakdown.Timed(list)))
-    assert isinstance(copy, breakdown.Timed)
+    copy = pickle.loads(pickle.dumps(calls.Timed(list)))
+    assert isinstance(copy, calls.Timed)
     assert copy.fn is list
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outer")
     context = contextvars.copy_context()
     context.run(var.set, "inner")
-    result, started, finished = context.run(breakdown.Timed(var.get))
+    result, started, finished = context.run(calls.Timed(var.get))
     assert result == "inner"
     assert started <= finished
 
@@ -134,7 +138,7 @@ def test_timed_pickles_and_keeps_context_and_exceptions() -> None:
         raise Boom("unchanged")
 
     with pytest.raises(Boom, match="unchanged"):
-        breakdown.Timed(fails)()
+        calls.Timed(fails)()
 
 
 def test_breakdown_pools_processes_and_skips_unsplit_ones() -> None:

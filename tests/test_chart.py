@@ -9,8 +9,9 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from offbench import chart, report
-from offbench.results import LoopLag
+from offbench.model.results import LoopLag
+from offbench.render import chart
+from offbench.render import terminal as report
 from tests.test_compare import cell, run_of
 
 SCALE = chart.LagScale(0.01, 1000.0)

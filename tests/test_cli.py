@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from offbench import __version__, results
+from offbench import __version__
+from offbench.model import results
 from tests.run_cli import offbench, start_offbench
 
 SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",

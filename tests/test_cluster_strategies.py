@@ -14,9 +14,10 @@ import psutil
 import pytest
 
 from offbench import strategies
+from offbench.model.params import Params
+from offbench.model.results import CellResult
+from offbench.plan import matrix
 from offbench.processes import run_child
-from offbench.results import CellResult
-from offbench.workloads import Params
 from tests.cells import measure
 from tests.run_cli import offbench
 
@@ -194,15 +195,15 @@ def test_unreachable_dask_scheduler_is_an_error_cell_within_the_timeout(tmp_path
 
 
 def test_scenario_key_dask_scheduler_reaches_the_dask_cells_only() -> None:
-    from offbench import scenario, settings
     from offbench.errors import UsageError
+    from offbench.plan import scenario, settings
 
     text = b'strategies = ["dask", "to-thread"]\nloops = "asyncio"\nconcurrency = 1\n' \
            b'dask_scheduler = "tcp://127.0.0.1:8786"\n[[workloads]]\nname = "sleep"\n'
     loaded = scenario.parse(text, "s.toml")
     run = settings.build_settings(loaded.choices)
     assert run.dask_scheduler == "tcp://127.0.0.1:8786"
-    by_strategy = {cell.strategy: cell.dask_scheduler for cell in settings.cells(run)}
+    by_strategy = {cell.strategy: cell.dask_scheduler for cell in matrix.cells(run)}
     assert by_strategy == {"dask": "tcp://127.0.0.1:8786", "to-thread": None}
     with pytest.raises(UsageError, match="dask_scheduler: dask scheduler must be an address"):
         scenario.parse(text.replace(b"tcp://", b""), "s.toml")

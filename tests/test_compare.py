@@ -8,8 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import compare, results
-from offbench.results import CellResult, LoopLag, RunResult, Samples
+from offbench.judge import compare
+from offbench.model import results
+from offbench.model.results import CellResult, LoopLag, RunResult, Samples
 from tests.run_cli import offbench
 from tests.test_results import sample_run
 

@@ -8,10 +8,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import gates, markdown, results, scenario, settings
 from offbench.errors import UsageError
-from offbench.gates import Gate
-from offbench.results import CellResult
+from offbench.judge import gates
+from offbench.judge.gates import Gate
+from offbench.model import results
+from offbench.model.results import CellResult
+from offbench.model.settings import WorkloadSpec
+from offbench.plan import scenario, settings
+from offbench.render import markdown
 from tests.run_cli import offbench
 from tests.test_verdict import cell
 
@@ -136,7 +140,7 @@ def test_a_failed_cell_breaks_every_gate_it_is_chosen_by_even_one_it_would_pass(
 
 
 def test_settings_refuse_a_filter_that_chooses_no_cell_of_the_matrix() -> None:
-    chosen = settings.Choices(workloads=[settings.WorkloadSpec(name="sleep")],
+    chosen = settings.Choices(workloads=[WorkloadSpec(name="sleep")],
                               strategies=["direct", "to-thread"], loops=["asyncio"], concurrency=[1],
                               max_workers=[4])
     pooled = "loop_lag_ms.p99 > 5 where strategy=to-thread,max_workers=4"

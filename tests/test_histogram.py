@@ -8,8 +8,8 @@ import random
 import msgspec
 import pytest
 
-from offbench import histogram, results
 from offbench.errors import UsageError
+from offbench.model import histogram, results
 from offbench.stats import percentile
 from tests.test_results import sample_run
 

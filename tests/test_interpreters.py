@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from offbench import interpreters
 from offbench.errors import UsageError
+from offbench.model.settings import Interpreter
+from offbench.plan import interpreters
 from tests.run_cli import offbench
 
 NEW_PYTHON = next(f"python3.{minor}" for minor in (12, 13) if sys.version_info[:2] != (3, minor))
@@ -48,7 +49,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def first_install(cache: Path) -> tuple[interpreters.Interpreter, float, list[str]]:
+def first_install(cache: Path) -> tuple[Interpreter, float, list[str]]:
     """Prepare the venv of :data:`NEW_PYTHON` once per session: what it gave, how long, who was told."""
     if not _available(NEW_PYTHON):
         pytest.skip(f"{NEW_PYTHON} is not installed")
@@ -92,7 +93,7 @@ def test_resolve_reads_version_and_gil_of_the_running_interpreter() -> None:
 
 
 def test_titles_say_when_the_gil_is_off() -> None:
-    plain = interpreters.Interpreter(label="3.12.1", given="python3.12", executable="", version="3.12.1",
+    plain = Interpreter(label="3.12.1", given="python3.12", executable="", version="3.12.1",
                                      implementation="CPython")
     free = plain.__class__(label="3.14.0t", given="python3.14t", executable="", version="3.14.0",
                            implementation="CPython", free_threaded=True, gil_enabled=False)
@@ -101,7 +102,7 @@ def test_titles_say_when_the_gil_is_off() -> None:
 
 
 def test_the_venv_is_installed_once_then_reused(
-    cache: Path, first_install: tuple[interpreters.Interpreter, float, list[str]]
+    cache: Path, first_install: tuple[Interpreter, float, list[str]]
 ) -> None:
     prepared, _, told = first_install
     assert told == [NEW_PYTHON], "the first preparation installs, and says so"
@@ -121,7 +122,7 @@ def test_the_venv_is_installed_once_then_reused(
 
 
 def test_a_run_under_two_interpreters_shows_both(
-    tmp_path: Path, first_install: tuple[interpreters.Interpreter, float, list[str]]
+    tmp_path: Path, first_install: tuple[Interpreter, float, list[str]]
 ) -> None:
     out = tmp_path / "out.json"
     done = offbench(
@@ -151,7 +152,7 @@ def test_a_run_under_two_interpreters_shows_both(
 
 
 def test_a_loop_that_needs_a_newer_python_runs_under_one(
-    tmp_path: Path, first_install: tuple[interpreters.Interpreter, float, list[str]]
+    tmp_path: Path, first_install: tuple[Interpreter, float, list[str]]
 ) -> None:
     out = tmp_path / "out.json"
     done = offbench(

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from offbench import strategies
-from offbench.results import CellResult
+from offbench.model.results import CellResult
 from offbench.semantics.check import CheckSpec, check_one
 from offbench.strategies import anyio_thread, bounded
 from offbench.strategies import interpreters as interpreter_pool

@@ -10,8 +10,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from offbench import markdown, pyperf_export, results, schema
-from offbench.compare import compare
+from offbench.judge.compare import compare
+from offbench.model import results, schema
+from offbench.render import markdown
+from offbench.render import pyperf as pyperf_export
 from tests.run_cli import offbench
 from tests.test_compare import cell, run_of
 
@@ -105,9 +107,9 @@ def test_schema_descriptions_are_dedented_so_every_python_generates_the_same_sch
 
 def test_shipped_schema_is_the_generated_one() -> None:
     assert schema.shipped() == schema.dumps(schema.generate()), (
-        "src/offbench/results.schema.json is stale: regenerate it with "
-        "python -c 'from offbench import schema; open(\"src/offbench/results.schema.json\", \"wb\")"
-        ".write(schema.dumps(schema.generate()))'"
+        "src/offbench/model/results.schema.json is stale: regenerate it with "
+        "python -c 'from offbench.model import schema; "
+        "open(\"src/offbench/model/results.schema.json\", \"wb\").write(schema.dumps(schema.generate()))'"
     )
 
 

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offbench import cli, scenario
+from offbench import cli
 from offbench.errors import UsageError
-from offbench.settings import build_settings
+from offbench.plan import scenario
+from offbench.plan.settings import build_settings
 
 KEYS = [
     "description", "strategies", "loops", "concurrency", "max_workers", "duration_s", "warmup_s",

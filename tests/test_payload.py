@@ -1,4 +1,4 @@
-"""``--payload-bytes`` on cells, and the pool-cost table of a run (:mod:`offbench.poolcost`).
+"""``--payload-bytes`` on cells, and the pool-cost table of a run (:mod:`offbench.run.poolcost`).
 
 The cost of shipping arguments is physics: a process pool pickles the payload and
 sends it through a pipe on every call, a thread pool passes a reference. The margins
@@ -15,10 +15,23 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from offbench import html_report, markdown, poolcost, report, runner, settings
 from offbench.errors import UsageError
-from offbench.results import Breakdown, CallCost, Durations, PoolCost, Quantiles, RunResult, decode, encode
-from offbench.settings import Choices
+from offbench.model.results import (
+    Breakdown,
+    CallCost,
+    Durations,
+    PoolCost,
+    Quantiles,
+    RunResult,
+    decode,
+    encode,
+)
+from offbench.plan import matrix, settings
+from offbench.plan.settings import Choices
+from offbench.render import html as html_report
+from offbench.render import markdown
+from offbench.render import terminal as report
+from offbench.run import poolcost, runner
 from tests.cells import measure
 from tests.run_cli import offbench
 from tests.test_compare import cell, run_of
@@ -30,7 +43,7 @@ BIG = 8 << 20
 def test_payload_bytes_reach_every_cell_and_default_to_nothing() -> None:
     chosen = settings.build_settings(Choices(payload_bytes=4096, strategies=["to-thread"]))
     assert chosen.payload_bytes == 4096
-    assert {c.payload_bytes for c in settings.cells(chosen)} == {4096}
+    assert {c.payload_bytes for c in matrix.cells(chosen)} == {4096}
     assert settings.build_settings(Choices()).payload_bytes == 0
 
 

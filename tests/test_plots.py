@@ -9,8 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import histogram, plots, results
-from offbench.results import CellResult, RunResult
+from offbench.model import histogram, results
+from offbench.model.results import CellResult, RunResult
+from offbench.render import plots
 from tests.test_compare import cell, run_of
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -13,10 +13,11 @@ import msgspec
 import psutil
 import pytest
 
-from offbench import poolcost
-from offbench.poolcost import CostSpec
+from offbench.measure import calls
+from offbench.model.results import PoolCost
 from offbench.processes import run_child
-from offbench.results import PoolCost
+from offbench.run import poolcost
+from offbench.run.poolcost import CostSpec
 
 FOUR_MIB = 4 << 20
 
@@ -167,16 +168,16 @@ def test_a_spec_with_no_calls_is_refused() -> None:
 
 @pytest.mark.parametrize("pickler", [pickle, cloudpickle], ids=["pickle", "cloudpickle"])
 def test_with_payload_ships_the_bytes_and_calls_through(pickler: object) -> None:
-    shipped = poolcost.with_payload(answer, 100_000)
+    shipped = calls.with_payload(answer, 100_000)
     data = pickler.dumps(shipped)  # type: ignore[attr-defined]
     assert len(data) > 100_000
     assert pickle.loads(data)() == 42
 
 
 def test_with_no_payload_is_the_function_itself() -> None:
-    assert poolcost.with_payload(answer, 0) is answer
+    assert calls.with_payload(answer, 0) is answer
     with pytest.raises(ValueError, match="0 or more"):
-        poolcost.with_payload(answer, -1)
+        calls.with_payload(answer, -1)
 
 
 def test_payload_calls_stay_within_the_byte_budget() -> None:

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from offbench.aggregate import availability
-from offbench.probe import (
+from offbench.measure.probe import (
     NS_PER_MS,
     TICK_SOURCES,
     TICKS_ENV,
@@ -20,6 +19,7 @@ from offbench.probe import (
     run_probe,
     timerfd_available,
 )
+from offbench.run.aggregate import availability
 from offbench.stats import percentile
 
 MS = NS_PER_MS
@@ -88,7 +88,6 @@ async def _probe_with_stall(stall_s: float, window_s: float, source: str | None 
 
 def _on(loop_name: str, probe: Coroutine[None, None, LagRecorder]) -> LagRecorder:
     from offbench import loops
-
     with asyncio.Runner(loop_factory=loops.get(loop_name).factory()) as runner:
         return runner.run(probe)
 

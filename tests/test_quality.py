@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from offbench.probe import NS_PER_MS
+from offbench.measure.probe import NS_PER_MS
 from offbench.stats import percentile
 
 MS = NS_PER_MS

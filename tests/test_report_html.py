@@ -14,8 +14,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import html_report, plots, results
-from offbench.results import RunResult
+from offbench.model import results
+from offbench.model.results import RunResult
+from offbench.render import html as html_report
+from offbench.render import plots
 from tests.run_cli import offbench
 from tests.test_compare import cell, run_of
 from tests.test_plots import series, synthetic

@@ -7,10 +7,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import results
+from offbench import outputs
 from offbench.errors import UsageError
-from offbench.results import CellResult, Machine, RunResult
-from offbench.settings import Choices, build_settings
+from offbench.model import results
+from offbench.model.results import CellResult, Machine, RunResult
+from offbench.plan.settings import Choices, build_settings
 
 
 def sample_run() -> RunResult:
@@ -67,11 +68,11 @@ def test_bad_files_are_one_line_errors_naming_the_file(data: bytes, message: str
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     target.write_text("old")
-    results.write_atomic(target, b"new")
+    outputs.write_atomic(target, b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
 def test_missing_directory_is_refused_up_front(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
-        results.check_writable(tmp_path / "nope" / "out.json")
+        outputs.check_writable(tmp_path / "nope" / "out.json")

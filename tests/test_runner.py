@@ -8,8 +8,10 @@ import time
 import psutil
 import pytest
 
-from offbench import runner, settings
-from offbench.settings import CellSpec
+from offbench.model.cells import CellSpec
+from offbench.model.settings import RunSettings, WorkloadSpec
+from offbench.plan import settings
+from offbench.run import runner
 
 
 def cell(workload: str, strategy: str = "direct", window_s: float = 0.2) -> CellSpec:
@@ -54,7 +56,7 @@ def test_a_callable_that_is_not_callable_is_an_error_cell() -> None:
 
 def test_no_worker_or_pool_process_survives_a_run() -> None:
     run_settings = settings.build_settings(settings.Choices(
-        workloads=[settings.WorkloadSpec(name=n) for n in ["sleep", "socket", "tests.helpers:hang"]],
+        workloads=[WorkloadSpec(name=n) for n in ["sleep", "socket", "tests.helpers:hang"]],
         strategies=["process-pool", "to-thread"],
         loops=["uvloop"],
         concurrency=[2],
@@ -125,7 +127,6 @@ def _preload_child(payload: bytes, report_fd: int) -> None:
     import json
 
     from offbench import processes, workloads
-
     loaded = workloads.get("numpy").preload()
     from threadpoolctl import threadpool_info
 
@@ -163,9 +164,9 @@ def test_preloading_numpy_leaves_the_runner_single_threaded_and_its_environment_
 
 
 def test_a_run_with_a_user_function_preloads_nothing() -> None:
-    def choices(*names: str) -> settings.RunSettings:
+    def choices(*names: str) -> RunSettings:
         return settings.build_settings(settings.Choices(
-            workloads=[settings.WorkloadSpec(name=n) for n in names], strategies=["direct"],
+            workloads=[WorkloadSpec(name=n) for n in names], strategies=["direct"],
             loops=["asyncio"], concurrency=[1]))
 
     assert runner.preload(choices("sleep", "tests.helpers:boom")) == []

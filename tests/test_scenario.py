@@ -10,9 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import loops, scenario, settings, strategies, workloads
+from offbench import loops, strategies, workloads
 from offbench.errors import UsageError
-from offbench.settings import Choices, build_settings, cells
+from offbench.model.settings import QUICK_WINDOW_S, RunSettings
+from offbench.plan import scenario, settings
+from offbench.plan.matrix import cells
+from offbench.plan.settings import Choices, build_settings
 from tests.test_cli import offbench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +25,7 @@ def parse(text: str) -> scenario.Scenario:
     return scenario.parse(text.encode(), "s.toml")
 
 
-def settings_of(text: str) -> settings.RunSettings:
+def settings_of(text: str) -> RunSettings:
     return build_settings(parse(text).choices)
 
 
@@ -37,7 +40,7 @@ def test_every_shipped_scenario_loads_and_is_in_the_repository_folder() -> None:
         assert scenario.load(str(ROOT / "scenarios" / f"{name}.toml")).choices == loaded.choices
 
 
-def without_source(run: settings.RunSettings) -> settings.RunSettings:
+def without_source(run: RunSettings) -> RunSettings:
     return msgspec.structs.replace(run, scenario=None, quick=False)
 
 
@@ -112,7 +115,7 @@ def test_command_line_choices_override_the_file() -> None:
     merged = build_settings(settings.merge(base, Choices(concurrency=[3], quick=True)))
     assert merged.strategies == ["direct"]
     assert merged.concurrency == [3]
-    assert merged.window_s == settings.QUICK_WINDOW_S
+    assert merged.window_s == QUICK_WINDOW_S
 
 
 @pytest.mark.parametrize(

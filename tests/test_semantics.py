@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from offbench.semantics import Finding, StrategySemantics
+from offbench.model.semantics import Finding, StrategySemantics
 from offbench.semantics.check import CheckSpec, check, check_one, run_in_lab
 from offbench.semantics.experiments import REGISTRY
 from offbench.strategies import Strategy

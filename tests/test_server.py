@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from offbench.errors import UsageError
-from offbench.server import ServerConfig, check_loopback, loopback_server
+from offbench.workloads.server import ServerConfig, check_loopback, loopback_server
 from offbench.workloads.socket_io import request
 
 

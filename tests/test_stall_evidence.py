@@ -9,11 +9,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offbench import report, results, runner, watchdog, worker
-from offbench.aggregate import WorkerReport
-from offbench.probe import NS_PER_MS, LagRecorder
-from offbench.results import CellResult
-from offbench.settings import CellSpec
+from offbench.measure import watchdog, worker
+from offbench.measure.probe import NS_PER_MS, LagRecorder
+from offbench.measure.wire import WorkerReport
+from offbench.model import results
+from offbench.model.cells import CellSpec
+from offbench.model.results import CellResult
+from offbench.render import terminal as report
+from offbench.run import runner
 from tests.cells import measure
 from tests.run_cli import offbench
 from tests.test_results import sample_run
@@ -174,7 +177,7 @@ def test_evidence_round_trips() -> None:
 # The watchdog's logic, without real stalls.
 
 HARNESS = watchdog.__file__.replace("watchdog.py", "strategies/stdlib.py")
-SLEEP = watchdog.__file__.replace("watchdog.py", "workloads/sleep.py")
+SLEEP = watchdog.__file__.replace("measure/watchdog.py", "workloads/sleep.py")
 USER = "/somewhere/app/handlers.py"
 
 

@@ -17,18 +17,11 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
-from offbench import histogram, loops
-from offbench.probe import NS_PER_MS, LagRecorder, run_probe
-from offbench.results import Durations
-from offbench.utilisation import (
-    CHECK_MS,
-    SCHEDULING_METHODS,
-    TOLERANCE_MS,
-    Meter,
-    UtilisationRaw,
-    metering,
-    pool,
-)
+from offbench import loops
+from offbench.measure.probe import NS_PER_MS, LagRecorder, run_probe
+from offbench.measure.utilisation import CHECK_MS, SCHEDULING_METHODS, Meter, UtilisationRaw, metering, pool
+from offbench.model import histogram
+from offbench.model.results import TOLERANCE_MS, Durations
 
 MS = NS_PER_MS
 LOOPS = ["asyncio", "uvloop"]

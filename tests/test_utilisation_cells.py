@@ -1,4 +1,4 @@
-"""Loop utilisation in real cells, checked against the probe (:mod:`offbench.utilisation`).
+"""Loop utilisation in real cells, checked against the probe (:mod:`offbench.measure.utilisation`).
 
 The acceptance physics: a loop blocked by 50 ms calls is busy almost all the window,
 its longest callbacks last about 50 ms, and every probe stall they cause is accounted
@@ -14,9 +14,14 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from offbench import html_report, markdown, report, runner, settings
-from offbench.results import CellResult, Durations, LoopUtilisation, decode, encode
-from offbench.settings import CellSpec, Choices
+from offbench.model.cells import CellSpec
+from offbench.model.results import CellResult, Durations, LoopUtilisation, decode, encode
+from offbench.plan import settings
+from offbench.plan.settings import Choices
+from offbench.render import html as html_report
+from offbench.render import markdown
+from offbench.render import terminal as report
+from offbench.run import runner
 from tests.cells import measure
 from tests.test_compare import cell, run_of
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from offbench.results import Candidate, CellResult, Durations, LoopLag, Status, Verdict
-from offbench.verdict import decide
-from offbench.workloads import Params
+from offbench.judge.verdict import decide
+from offbench.model.params import Params
+from offbench.model.results import Candidate, CellResult, Durations, LoopLag, Status, Verdict
 
 
 def cell(

@@ -20,31 +20,24 @@ import msgspec
 import typer
 from rich.console import Console
 
-from offbench import (
-    __version__,
-    catalog,
-    gates,
-    html_report,
-    loops,
-    markdown,
-    plots,
-    pyperf_export,
-    report,
-    results,
-    runner,
-    scenario,
-    settings,
-    strategies,
-    workloads,
-)
-from offbench import compare as compare_
-from offbench import schema as schema_
+from offbench import __version__, loops, outputs, strategies, workloads
 from offbench.errors import OffbenchError, UsageError
+from offbench.judge import compare as compare_
+from offbench.judge import gates
+from offbench.model import results
+from offbench.model import schema as schema_
+from offbench.model.semantics import CheckReport, StrategySemantics
+from offbench.model.settings import WorkloadSpec
+from offbench.plan import catalog, matrix, scenario, settings
 from offbench.processes import raise_open_files_limit
-from offbench.progress import RunProgress
-from offbench.semantics import CheckReport, StrategySemantics
+from offbench.render import html as html_report
+from offbench.render import markdown, plots
+from offbench.render import pyperf as pyperf_export
+from offbench.render import semantics as semantics_table
+from offbench.render import terminal as report
+from offbench.render.progress import RunProgress
+from offbench.run import runner
 from offbench.semantics import check as semantics_check
-from offbench.semantics import table as semantics_table
 from offbench.workloads import user
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
@@ -283,7 +276,7 @@ def run(
             settings.merge(loaded.choices, command_line), scenario=loaded.source
         )
     if dry_run:
-        _console(stderr=False).print(report.plan(run_settings))
+        _console(stderr=False).print(report.plan(*matrix.outline(run_settings)))
         return EXIT_OK
     outputs = _Outputs(json=json_path, markdown=markdown_path, pyperf=pyperf_path)
     stopped_by = _StopSignal()
@@ -301,14 +294,14 @@ def run(
     return EXIT_OK if ok and not gates.broken(run_result.gates) else EXIT_FAILED_CELLS
 
 
-def _workload_choices(names: list[str] | None, setup: str | None) -> list[settings.WorkloadSpec] | None:
+def _workload_choices(names: list[str] | None, setup: str | None) -> list[WorkloadSpec] | None:
     """Turn ``-w`` names (and ``--setup``, for the module:function ones) into workload choices."""
     if setup is not None and not any(":" in name for name in names or ()):
         raise UsageError("--setup needs a -w module:function workload to apply to")
     if not names:
         return None
     return [
-        settings.WorkloadSpec(name=name, params={"setup": setup} if setup and ":" in name else {})
+        WorkloadSpec(name=name, params={"setup": setup} if setup and ":" in name else {})
         for name in names
     ]
 
@@ -545,7 +538,7 @@ class _Outputs:
         self.failed = False
         """True once writing an output failed (said on stderr); the command then exits 1."""
         for path in self._paths.values():
-            results.check_writable(path)
+            outputs.check_writable(path)
 
     def write(self, name: str, render: Callable[[], bytes | None], empty: str = "") -> None:
         """Write what ``render`` makes where ``--name`` asked (a file now, stdout at the end).
@@ -562,7 +555,7 @@ class _Outputs:
             self._pending = data
         else:
             try:
-                results.write_atomic(self._paths[name], data)
+                outputs.write_atomic(self._paths[name], data)
             except OSError as exc:
                 # Checked before the work, so rare (a full disk): say it, and keep going so
                 # the tables (and any other output) still show what was measured.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from offbench.model.params import Params
 from offbench.stats import mean, stdev
-from offbench.workloads import Params
 
 
 def workload_label(workload: str, params: Params) -> str:

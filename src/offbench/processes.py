@@ -11,7 +11,7 @@ Two ways to start a child, chosen per call:
   same pristine state, never from another cell's; it costs a few milliseconds instead
   of the ~150 ms of a new interpreter importing asyncio, which is what lets 80 cells fit
   the time budget.
-* ``spawn`` a new interpreter (``python -m offbench.child``) where fork is not safe:
+* ``spawn`` a new interpreter (``python -m offbench.run.child``) where fork is not safe:
   the parent has threads, or ``OFFBENCH_START=spawn`` asks for it.
 
 The child's stdout and stderr go to a temporary file, never to the parent's streams,
@@ -229,7 +229,7 @@ def _spawn(
     target: str, report_fd: int, log: IO[bytes], scratch: str, executable: str
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [executable, "-m", "offbench.child", target, str(report_fd)],
+        [executable, "-m", "offbench.run.child", target, str(report_fd)],
         stdin=subprocess.PIPE,
         stdout=log,
         stderr=log,
@@ -280,7 +280,7 @@ def report_and_exit(report_fd: int, report: bytes) -> NoReturn:
 
 
 def child_entry(argv: list[str]) -> None:
-    """Run a spawned child: ``offbench.child MODULE:FUNCTION REPORT_FD``, payload on stdin."""
+    """Run a spawned child: ``offbench.run.child MODULE:FUNCTION REPORT_FD``, payload on stdin."""
     target, fd = argv
     _unblock_stop_signals()
     module_name, _, func_name = target.partition(":")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from offbench import loops, strategies
+from offbench.model.semantics import Finding, StrategySemantics
 from offbench.processes import report_and_exit, run_child
-from offbench.semantics import Finding, StrategySemantics
 from offbench.semantics import callees as c
 from offbench.semantics.experiments import REGISTRY, Experiment, Lab
 from offbench.strategies import Call, Strategy
@@ -131,7 +131,7 @@ def _broken(experiment: Experiment, exc: BaseException) -> Finding:
 def child_main(payload: bytes, report_fd: int) -> None:
     """Worker-process entry: run the experiments for the spec in ``payload``, report, exit."""
     spec = msgspec.json.decode(payload, type=CheckSpec)
-    # As in offbench.worker: process pools re-import __main__; make that an import-safe module.
+    # As in offbench.measure.worker: process pools re-import __main__; make that an import-safe module.
     sys.modules["__main__"] = sys.modules[__name__]
     report_and_exit(report_fd, msgspec.json.encode(run_experiments(spec)))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from offbench.loops import LoopFactory
-from offbench.semantics import Finding
+from offbench.model.semantics import Finding
 from offbench.semantics import callees as c
 from offbench.strategies import Call, Strategy
 

@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from offbench.errors import UsageError, unknown_name
-from offbench.workloads import Params
+from offbench.model.params import Params
 
 if TYPE_CHECKING:
-    from offbench.settings import CellSpec
+    from offbench.model.cells import CellSpec
 
 Call = Callable[[], object]
 
@@ -52,7 +52,7 @@ class Strategy(ABC):
     same_clock: bool = True
     """True when the function runs on this machine, so ``perf_counter_ns`` stamped where it
     runs compares with the loop's (``CLOCK_MONOTONIC`` on Linux): the worker then splits each
-    call into queue wait, run and hop back (:mod:`offbench.breakdown`)."""
+    call into queue wait, run and hop back (:mod:`offbench.measure.breakdown`)."""
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

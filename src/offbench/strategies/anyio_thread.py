@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from offbench.model.params import Params
 from offbench.strategies import Call, Strategy, missing_package, register
-from offbench.workloads import Params
 
 if TYPE_CHECKING:
     import anyio

@@ -13,8 +13,8 @@ import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
+from offbench.model.params import Params
 from offbench.strategies import Call, Strategy, default_executor_workers, register
-from offbench.workloads import Params
 
 
 def default_bound() -> int:

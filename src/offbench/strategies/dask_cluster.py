@@ -23,11 +23,11 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
+from offbench.model.params import Params
 from offbench.strategies import Call, Strategy, missing_package, register
-from offbench.workloads import Params
 
 if TYPE_CHECKING:
-    from offbench.settings import CellSpec
+    from offbench.model.cells import CellSpec
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for a scheduler to answer, and for it to have a worker."""

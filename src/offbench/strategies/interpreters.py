@@ -16,9 +16,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from offbench.model.params import Params
 from offbench.strategies import Call, register
 from offbench.strategies.stdlib import ReusedPool
-from offbench.workloads import Params
 
 WARM_UP_S = 0.01
 """How long each warm-up call sleeps, so that all of them are in flight at once."""

@@ -13,9 +13,9 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
+from offbench.model.params import Params
 from offbench.strategies import Call, missing_package, register
 from offbench.strategies.stdlib import ReusedPool, _init_pool_process, _start_all_workers
-from offbench.workloads import Params
 
 IDLE_TIMEOUT_S = 300
 """loky ends workers idle this long (its default, 10 s, could respawn them mid-run)."""

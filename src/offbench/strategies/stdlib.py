@@ -9,8 +9,8 @@ import signal
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
+from offbench.model.params import Params
 from offbench.strategies import Call, Strategy, default_executor_workers, register
-from offbench.workloads import Params
 
 
 @register

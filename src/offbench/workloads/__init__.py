@@ -13,26 +13,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from offbench.errors import UsageError, unknown_name
-
-ParamValue = int | float | str | bool | list[Any] | dict[str, Any]
-"""A parameter value: a TOML/JSON scalar, or (for a user callable's args and kwargs) a list or table."""
-Params = dict[str, ParamValue]
-
-
-def number(params: Mapping[str, ParamValue], key: str) -> float:
-    """Return the numeric parameter ``key`` as a float (parameters are validated before use)."""
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"parameter {key!r} is not a number: {value!r}")
-    return float(value)
-
-
-def whole(params: Mapping[str, ParamValue], key: str) -> int:
-    """Return the numeric parameter ``key`` as an int."""
-    return int(number(params, key))
+from offbench.model.params import Params, ParamValue
 
 
 class Workload(ABC):

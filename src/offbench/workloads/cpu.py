@@ -4,7 +4,8 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from offbench.workloads import ParamValue, Workload, whole
+from offbench.model.params import ParamValue, whole
+from offbench.workloads import Workload
 
 
 def spin(iterations: int) -> int:

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from offbench.workloads import Params, ParamValue, Workload, whole
+from offbench.model.params import Params, ParamValue, whole
+from offbench.workloads import Workload
 
 _MATRICES: dict[int, tuple[Any, Any]] = {}
 

@@ -5,7 +5,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
-from offbench.workloads import ParamValue, Workload, number
+from offbench.model.params import ParamValue, number
+from offbench.workloads import Workload
 
 
 def pause(seconds: float) -> None:

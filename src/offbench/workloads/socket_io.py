@@ -1,6 +1,6 @@
 """``socket``: one blocking TCP request/response with the ``socket`` module.
 
-The peer is a real server on 127.0.0.1 in its own process (:mod:`offbench.server`),
+The peer is a real server on 127.0.0.1 in its own process (:mod:`offbench.workloads.server`),
 started by the runner before the cell and stopped after it.
 """
 
@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import ClassVar
 
-from offbench.server import ServerConfig, loopback_server
-from offbench.workloads import Params, ParamValue, Workload, number, whole
+from offbench.model.params import Params, ParamValue, number, whole
+from offbench.workloads import Workload
+from offbench.workloads.server import ServerConfig, loopback_server
 
 HOST = "127.0.0.1"
 

@@ -41,9 +41,10 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from offbench.errors import UsageError
+from offbench.model.params import Params, ParamValue, number, whole
 from offbench.processes import run_child
-from offbench.server import ServerConfig, loopback_server
-from offbench.workloads import Params, ParamValue, Workload, number, whole
+from offbench.workloads import Workload
+from offbench.workloads.server import ServerConfig, loopback_server
 
 SETUP_SCOPES = ("thread", "process")
 SERVER_KEYS: Mapping[str, type] = {"delay_ms": float, "reply_bytes": int}

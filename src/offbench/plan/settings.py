@@ -1,0 +1,354 @@
+"""What the user said, validated: command-line and scenario choices become one :class:`RunSettings`.
+
+Scenario files and the command line each produce :class:`Choices`; :func:`merge`
+lays one over the other, and every check of user input happens in
+:func:`build_settings`, before anything runs, which yields one
+:class:`~offbench.model.settings.RunSettings`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import msgspec
+
+from offbench import loops, strategies, workloads
+from offbench.errors import UsageError
+from offbench.judge import gates
+from offbench.model.cells import CellSpec
+from offbench.model.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_EVIDENCE_THRESHOLD_MS,
+    DEFAULT_LAG_BUDGET_MS,
+    DEFAULT_PROBE_INTERVAL_MS,
+    DEFAULT_PROCESSES,
+    DEFAULT_SAMPLES,
+    DEFAULT_STALL_THRESHOLD_MS,
+    DEFAULT_WARMUP_S,
+    DEFAULT_WINDOW_S,
+    QUICK_WARMUP_S,
+    QUICK_WINDOW_S,
+    Interpreter,
+    RunSettings,
+    WorkloadSpec,
+)
+from offbench.plan import interpreters
+from offbench.plan.matrix import cells, default_cell_timeout
+from offbench.processes import open_files_ceiling
+
+MAX_PROCESSES = 100
+MAX_SAMPLES = 1000
+MIN_TICKS_PER_SAMPLE = 5
+MAX_CONCURRENCY = 4096
+MAX_WORKERS = 1024
+MAX_PAYLOAD_BYTES = 1 << 30
+
+T = TypeVar("T")
+N = TypeVar("N", int, int | None)
+
+
+class Choices(msgspec.Struct, frozen=True, kw_only=True):
+    """What a user asked for, from a scenario file or the command line; ``None`` = not said.
+
+    :func:`merge` lays command-line choices over a file's, and :func:`build_settings`
+    validates the result and fills in every default.
+    """
+
+    workloads: list[WorkloadSpec] | None = None
+    strategies: list[str] | None = None
+    loops: list[str] | None = None
+    concurrency: list[int] | None = None
+    max_workers: list[int | None] | None = None
+    window_s: float | None = None
+    warmup_s: float | None = None
+    probe_interval_ms: float | None = None
+    stall_threshold_ms: float | None = None
+    evidence_threshold_ms: float | None = None
+    cell_timeout_s: float | None = None
+    lag_budget_ms: float | None = None
+    samples: int | None = None
+    processes: int | None = None
+    semantics: bool | None = None
+    pool_costs: bool | None = None
+    utilisation: bool | None = None
+    payload_bytes: int | None = None
+    dask_scheduler: str | None = None
+    pythons: list[str] | None = None
+    fail_if: list[str] | None = None
+    quick: bool = False
+
+
+def merge(base: Choices, override: Choices) -> Choices:
+    """Return ``base`` with every choice ``override`` makes replacing it.
+
+    ``override.quick`` replaces the base's window and warm-up with the quick ones,
+    unless ``override`` sets them itself.
+    """
+    said: dict[str, object] = {
+        field: value
+        for field in override.__struct_fields__
+        if (value := getattr(override, field)) is not None and field != "quick"
+    }
+    if override.quick:
+        said.setdefault("window_s", QUICK_WINDOW_S)
+        said.setdefault("warmup_s", QUICK_WARMUP_S)
+    return msgspec.structs.replace(base, **said, quick=base.quick or override.quick)
+
+
+def build_settings(choices: Choices | None = None, scenario: str | None = None) -> RunSettings:
+    """Validate ``choices`` and fill in defaults; raise ``UsageError`` naming the key at fault.
+
+    What is not chosen takes its default: every built-in workload, the default strategies and
+    loops that can run here,
+    concurrency 1 and 8, the library's executor sizes. Duplicates are dropped, order is kept.
+    """
+    c = choices or Choices()
+    quick = c.quick
+    window = _first(c.window_s, QUICK_WINDOW_S if quick else DEFAULT_WINDOW_S)
+    warmup = _first(c.warmup_s, QUICK_WARMUP_S if quick else DEFAULT_WARMUP_S)
+    _positive("duration", "duration_s", window)
+    _positive("warm-up", "warmup_s", warmup, allow_zero=True)
+    probe_interval = _first(c.probe_interval_ms, DEFAULT_PROBE_INTERVAL_MS)
+    stall_threshold = _first(c.stall_threshold_ms, DEFAULT_STALL_THRESHOLD_MS)
+    lag_budget = _first(c.lag_budget_ms, DEFAULT_LAG_BUDGET_MS)
+    timeout = _first(c.cell_timeout_s, default_cell_timeout(window, warmup))
+    _positive("probe interval", "probe_interval_ms", probe_interval)
+    _positive("stall threshold", "stall_threshold_ms", stall_threshold)
+    evidence_threshold = _first(c.evidence_threshold_ms, DEFAULT_EVIDENCE_THRESHOLD_MS)
+    _positive("evidence threshold", "evidence_threshold_ms", evidence_threshold, allow_zero=True)
+    _positive("lag budget", "lag_budget_ms", lag_budget)
+    _positive("cell timeout", "cell_timeout_s", timeout)
+    samples = _samples(_first(c.samples, DEFAULT_SAMPLES), window, probe_interval)
+    processes = _processes(_first(c.processes, DEFAULT_PROCESSES), samples)
+    chosen_workloads = _workloads(c.workloads)
+    levels = _sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY)
+    _check_open_files(chosen_workloads, max(levels))
+    pythons = _pythons(c.pythons)
+    chosen = RunSettings(
+        workloads=chosen_workloads,
+        strategies=_names(
+            "strategies", c.strategies, strategies.default_names(), strategies.require_available
+        ),
+        loops=_names("loops", c.loops, _installed_loops(), _loop_check(pythons)),
+        concurrency=levels,
+        max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
+        window_s=window,
+        warmup_s=warmup,
+        probe_interval_ms=probe_interval,
+        stall_threshold_ms=stall_threshold,
+        evidence_threshold_ms=evidence_threshold,
+        cell_timeout_s=timeout,
+        lag_budget_ms=lag_budget,
+        samples=samples,
+        processes=processes,
+        semantics=c.semantics is not False,
+        pool_costs=c.pool_costs is not False,
+        utilisation=c.utilisation is not False,
+        payload_bytes=_payload_bytes(c.payload_bytes),
+        dask_scheduler=_dask_scheduler(c.dask_scheduler, c.strategies),
+        pythons=pythons,
+        quick=quick,
+        scenario=scenario,
+    )
+    return msgspec.structs.replace(chosen, fail_if=_gates(c.fail_if, cells(chosen)))
+
+
+def _payload_bytes(given: int | None) -> int:
+    """Check ``--payload-bytes``: zero (nothing shipped) up to :data:`MAX_PAYLOAD_BYTES`."""
+    if given is None:
+        return 0
+    if not 0 <= given <= MAX_PAYLOAD_BYTES:
+        raise UsageError(f"payload bytes must be between 0 and {MAX_PAYLOAD_BYTES} (1 GiB), got {given}",
+                         key="payload_bytes")
+    return given
+
+
+def _gates(given: Sequence[str] | None, matrix: Sequence[CellSpec]) -> list[str]:
+    """Parse each ``--fail-if`` gate and check that its filter chooses a cell of ``matrix``."""
+    for index, text in enumerate(given or []):
+        try:
+            gates.check_filter(gates.parse(text), matrix)
+        except UsageError as exc:
+            raise UsageError(str(exc), key=f"fail_if[{index}]") from None
+    return _unique([text.strip() for text in given or []])
+
+
+def _pythons(given: Sequence[str] | None) -> list[Interpreter]:
+    """Find and identify each ``--python`` interpreter (no venv yet: the runner prepares those)."""
+    if given is not None and not given:
+        raise UsageError("pythons is empty: name at least one interpreter", key="pythons")
+    found: dict[str, Interpreter] = {}
+    for name in _unique(given or []):
+        interpreter = interpreters.resolve(name)
+        if interpreter.label in found:
+            raise UsageError(f"--python {name} is the same interpreter as --python "
+                             f"{found[interpreter.label].given} ({interpreter.label})", key="pythons")
+        found[interpreter.label] = interpreter
+    return list(found.values())
+
+
+_SCHEDULER_ADDRESS = re.compile(r"^(?:tcp|tls)://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})/?$")
+
+
+def _dask_scheduler(address: str | None, chosen: Sequence[str] | None) -> str | None:
+    """Check a Dask scheduler address's shape (``tcp://HOST:PORT``); the cell finds out if it answers."""
+    if address is None:
+        return None
+    match = _SCHEDULER_ADDRESS.match(address.strip())
+    if not match or not 1 <= int(match["port"]) <= 65535:
+        raise UsageError(
+            f"dask scheduler must be an address like tcp://HOST:PORT (or tls://), got {address!r}",
+            key="dask_scheduler",
+        )
+    if "dask" not in (chosen or []):
+        raise UsageError("a dask scheduler is used only by the dask strategy: add -s dask",
+                         key="dask_scheduler")
+    return address.strip().rstrip("/")
+
+
+def _samples(samples: float, window_s: float, probe_interval_ms: float) -> int:
+    """Check the number of parts the window is cut into: each needs a few probe ticks."""
+    if samples != int(samples) or not 2 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"samples must be a whole number from 2 to {MAX_SAMPLES}, got {samples:g}",
+                         key="samples")
+    part_ms = window_s * 1000 / samples
+    if part_ms < MIN_TICKS_PER_SAMPLE * probe_interval_ms:
+        raise UsageError(
+            f"{samples:g} samples cut the {window_s:g} s window into {part_ms:g} ms parts, fewer than "
+            f"{MIN_TICKS_PER_SAMPLE} probe ticks each: take fewer samples or a longer window",
+            key="samples",
+        )
+    return int(samples)
+
+
+def _processes(processes: float, samples: int) -> int:
+    """Check the number of worker processes per cell: each measures at least one part."""
+    if processes != int(processes) or not 1 <= processes <= MAX_PROCESSES:
+        raise UsageError(
+            f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {processes:g}",
+            key="processes",
+        )
+    if processes > samples:
+        raise UsageError(
+            f"{processes:g} processes cannot share {samples} samples: each process measures at "
+            "least one part of the window; take fewer processes or more samples",
+            key="processes",
+        )
+    return int(processes)
+
+
+FILES_MARGIN = 256
+"""Open files a worker needs besides its calls': interpreter, pipes, selectors, pools."""
+
+
+def _check_open_files(chosen: Sequence[WorkloadSpec], concurrency: int) -> None:
+    """Refuse up front a concurrency whose open sockets this system cannot allow."""
+    per_call = max((workloads.get(w.name).files_per_call for w in chosen), default=0)
+    needed = concurrency * per_call + FILES_MARGIN
+    limit = open_files_ceiling()
+    if per_call and needed > limit:
+        raise UsageError(
+            f"concurrency {concurrency} needs about {needed} open files, more than this system "
+            f"allows ({limit}; raise it with 'ulimit -n', up to 'ulimit -Hn')",
+            key="concurrency",
+        )
+
+
+def _first(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _said(value: Sequence[T] | None, default: Sequence[T]) -> Sequence[T]:
+    return default if value is None else value
+
+
+def _workloads(chosen: Sequence[WorkloadSpec] | None) -> list[WorkloadSpec]:
+    """Resolve each workload's parameters; an empty or missing list means every built-in one."""
+    if chosen is not None and not chosen:
+        raise UsageError("workloads is empty: name at least one workload", key="workloads")
+    specs = chosen or [WorkloadSpec(name=name) for name in workloads.names()]
+    resolved = [
+        resolve_workload(spec, f"workloads[{index}]" if chosen else "workloads")
+        for index, spec in enumerate(specs)
+    ]
+    return list({msgspec.json.encode(w): w for w in resolved}.values())
+
+
+def resolve_workload(spec: WorkloadSpec, key: str) -> WorkloadSpec:
+    """Return ``spec`` with every parameter filled in and checked; errors name ``key``'s field."""
+    try:
+        workload = workloads.get(spec.name)
+    except UsageError as exc:
+        raise UsageError(str(exc), key=f"{key}.name") from None
+    try:
+        return WorkloadSpec(name=spec.name, params=workload.resolve_params(spec.params))
+    except UsageError as exc:
+        raise UsageError(str(exc), key=f"{key}.{exc.key}" if exc.key else key) from None
+
+
+def _names(
+    key: str, chosen: Sequence[str] | None, default: list[str], check: Callable[[str], object]
+) -> list[str]:
+    if chosen is not None and not chosen:
+        raise UsageError(f"{key} is empty: name at least one", key=key)
+    names = _unique(chosen or default)
+    for name in names:
+        try:
+            check(name)
+        except UsageError as exc:
+            raise UsageError(str(exc), key=key) from None
+    return names
+
+
+def _installed_loops() -> list[str]:
+    return [
+        name
+        for name in loops.names()
+        if loops.get(name).default and loops.get(name).unavailable_reason() is None
+    ]
+
+
+def _loop_check(pythons: Sequence[Interpreter]) -> Callable[[str], None]:
+    """Return the check of a named loop: against each ``--python`` interpreter, else this one."""
+    if not pythons:
+        return _available_loop
+
+    def check(name: str) -> None:
+        for python in pythons:
+            version = tuple(int(part) for part in python.version.split(".")[:2])
+            here = python.executable == sys.executable
+            reason = loops.get(name).unavailable_reason(None if here else version)
+            if reason:
+                raise UsageError(f"{reason} (--python {python.given})")
+
+    return check
+
+
+def _available_loop(name: str) -> None:
+    reason = loops.get(name).unavailable_reason()
+    if reason:
+        raise UsageError(reason)
+
+
+def _sizes(key: str, chosen: Sequence[N], most: int) -> list[N]:
+    if not chosen:
+        raise UsageError(f"{key} is empty: give at least one value", key=key)
+    for value in chosen:
+        if value is not None and not 1 <= value <= most:
+            raise UsageError(f"{key} must be between 1 and {most}, got {value}", key=key)
+    return _unique(chosen)
+
+
+def _unique(items: Sequence[T]) -> list[T]:
+    return list(dict.fromkeys(items))
+
+
+def _positive(what: str, key: str, value: float, allow_zero: bool = False) -> None:
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = "zero or more" if allow_zero else "more than zero"
+        raise UsageError(f"{what} must be {bound}, got {value}", key=key)

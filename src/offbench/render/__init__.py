@@ -1,0 +1,1 @@
+"""How results are shown: the terminal, markdown, HTML, plots, pyperf files, progress."""
