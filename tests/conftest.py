@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -12,6 +14,32 @@ import psutil
 import pytest
 
 from tests.run_cli import offbench
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the test session a temporary directory of its own, inherited by every child it starts.
+
+    The leak check compares that directory before and after each test: other programs
+    on the machine writing to the system's ``/tmp`` meanwhile cannot fail a test.
+    """
+    private = tempfile.mkdtemp(prefix="offbench-tests-")
+    config.stash[_PRIVATE_TMP] = (private, os.environ.get("TMPDIR"))
+    os.environ["TMPDIR"] = private
+    tempfile.tempdir = private
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put the system's temporary directory back and remove the session's own."""
+    private, previous = config.stash[_PRIVATE_TMP]
+    if previous is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = previous
+    tempfile.tempdir = None
+    shutil.rmtree(private, ignore_errors=True)
+
+
+_PRIVATE_TMP = pytest.StashKey[tuple[str, str | None]]()
 
 
 def _sockets(me: psutil.Process) -> set[int]:
