@@ -143,7 +143,7 @@ def cell(workload: str, strategy: str, loop: str = "asyncio", **changes: Any) ->
         strategy=strategy,
         loop=loop,
         concurrency=1,
-        window_s=0.3,
+        duration_s=0.3,
         warmup_s=0.1,
         probe_interval_ms=INTERVAL_MS,
         stall_threshold_ms=STALL_THRESHOLD_MS,
@@ -155,7 +155,7 @@ def cell(workload: str, strategy: str, loop: str = "asyncio", **changes: Any) ->
 
 def probe_off(spec: CellSpec) -> CellSpec:
     """Return ``spec`` with the probe ticking only twice per process: as its window starts and ends."""
-    per_process_ms = 1000 * spec.window_s / spec.processes
+    per_process_ms = 1000 * spec.duration_s / spec.processes
     return msgspec.structs.replace(spec, probe_interval_ms=0.999 * per_process_ms, samples=spec.processes)
 
 
@@ -683,7 +683,7 @@ def harness(reps: int) -> Section:
         ],
     )
     for loop in _loops():
-        spec = probe_off(cell(NOOP, "direct", loop, window_s=0.3))
+        spec = probe_off(cell(NOOP, "direct", loop, duration_s=0.3))
         ours: list[float] = []
         bare: list[float] = []
         for _ in range(reps):
@@ -845,7 +845,7 @@ def gc_effect(pairs: int = 6) -> tuple[float, float]:
 
     Workers are forked from this process, so they inherit its collector switched off.
     """
-    spec = cell("cpu", "direct", concurrency=8, window_s=0.2, warmup_s=0.05)
+    spec = cell("cpu", "direct", concurrency=8, duration_s=0.2, warmup_s=0.05)
     on: list[float] = []
     off: list[float] = []
     try:
@@ -1126,7 +1126,7 @@ def pyperf_side(folder: Path) -> Section:
         if readings[-1].cv < 2.0:
             break
     for window in (0.1, 0.3, 1.0):
-        spec = cell(NOOP, "to-thread", window_s=window, warmup_s=0.05, processes=2)
+        spec = cell(NOOP, "to-thread", duration_s=window, warmup_s=0.05, processes=2)
         readings.append(_offbench_per_call(probe_off(spec), f"5 × {window:g} s window"))
         if readings[-1].cv < 2.0:
             break

@@ -28,7 +28,7 @@ def measure(
         loop=loop,
         concurrency=concurrency,
         max_workers=max_workers,
-        window_s=0.5,
+        duration_s=0.5,
         warmup_s=0.1,
         probe_interval_ms=1.0,
         stall_threshold_ms=10.0,

@@ -12,10 +12,10 @@ from offbench.plan.matrix import process_shares
 from offbench.run.aggregate import cell_result
 
 
-def spec(samples: int = 10, processes: int = 2, window_s: float = 1.0) -> CellSpec:
+def spec(samples: int = 10, processes: int = 2, duration_s: float = 1.0) -> CellSpec:
     return CellSpec(
         workload="sleep", params={"duration_ms": 10.0}, strategy="to-thread", loop="asyncio",
-        concurrency=1, window_s=window_s, warmup_s=0.1, probe_interval_ms=1.0,
+        concurrency=1, duration_s=duration_s, warmup_s=0.1, probe_interval_ms=1.0,
         stall_threshold_ms=10.0, samples=samples, processes=processes,
     )
 
@@ -40,8 +40,8 @@ def test_processes_share_the_parts_and_the_window_evenly(
     shares = process_shares(spec(samples, processes))
     assert [s.samples for s in shares] == counts
     assert all(s.processes == 1 for s in shares)
-    assert sum(s.window_s for s in shares) == pytest.approx(1.0)
-    assert {round(s.window_s / s.samples, 9) for s in shares} == {round(1.0 / samples, 9)}
+    assert sum(s.duration_s for s in shares) == pytest.approx(1.0)
+    assert {round(s.duration_s / s.samples, 9) for s in shares} == {round(1.0 / samples, 9)}
 
 
 def test_pooled_figures_come_from_every_process() -> None:

@@ -73,7 +73,7 @@ async def _hog_the_loop() -> None:
 def _hop_backs(busy: bool) -> list[float]:
     """Run a short to-thread window of 5 ms sleeps in this process; return each call's hop back (ms)."""
     spec = CellSpec(workload="sleep", params={}, strategy="to-thread", loop="asyncio", concurrency=1,
-                    window_s=0.4, warmup_s=0.05, probe_interval_ms=1.0, stall_threshold_ms=10.0,
+                    duration_s=0.4, warmup_s=0.05, probe_interval_ms=1.0, stall_threshold_ms=10.0,
                     evidence_threshold_ms=0)
 
     async def main() -> list[float]:
@@ -144,7 +144,7 @@ def test_timed_pickles_and_keeps_context_and_exceptions() -> None:
 def test_breakdown_pools_processes_and_skips_unsplit_ones() -> None:
     cell = CellSpec(
         workload="sleep", params=SLEEP, strategy="to-thread", loop="asyncio", concurrency=1,
-        window_s=1.0, warmup_s=0.1, probe_interval_ms=1.0, stall_threshold_ms=10.0,
+        duration_s=1.0, warmup_s=0.1, probe_interval_ms=1.0, stall_threshold_ms=10.0,
     )
 
     def raw(splits: list[tuple[float, float, float]] | None) -> Measurement:

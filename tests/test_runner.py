@@ -14,14 +14,14 @@ from offbench.plan import settings
 from offbench.run import runner
 
 
-def cell(workload: str, strategy: str = "direct", window_s: float = 0.2) -> CellSpec:
+def cell(workload: str, strategy: str = "direct", duration_s: float = 0.2) -> CellSpec:
     return CellSpec(
         workload=workload,
         params={},
         strategy=strategy,
         loop="asyncio",
         concurrency=2,
-        window_s=window_s,
+        duration_s=duration_s,
         warmup_s=0.05,
         probe_interval_ms=1.0,
         stall_threshold_ms=10.0,
@@ -60,7 +60,7 @@ def test_no_worker_or_pool_process_survives_a_run() -> None:
         strategies=["process-pool", "to-thread"],
         loops=["uvloop"],
         concurrency=[2],
-        window_s=0.2,
+        duration_s=0.2,
         warmup_s=0.05,
         cell_timeout_s=3,
     ))

@@ -12,7 +12,7 @@ import pytest
 
 from offbench import loops, strategies, workloads
 from offbench.errors import UsageError
-from offbench.model.settings import QUICK_WINDOW_S, RunSettings
+from offbench.model.settings import QUICK_DURATION_S, RunSettings
 from offbench.plan import scenario, settings
 from offbench.plan.matrix import cells
 from offbench.plan.settings import Choices, build_settings
@@ -115,7 +115,7 @@ def test_command_line_choices_override_the_file() -> None:
     merged = build_settings(settings.merge(base, Choices(concurrency=[3], quick=True)))
     assert merged.strategies == ["direct"]
     assert merged.concurrency == [3]
-    assert merged.window_s == QUICK_WINDOW_S
+    assert merged.duration_s == QUICK_DURATION_S
 
 
 @pytest.mark.parametrize(

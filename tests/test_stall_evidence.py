@@ -63,7 +63,7 @@ def test_offloaded_sleep_leaves_no_evidence() -> None:
 def _cell(evidence_threshold_ms: float) -> CellSpec:
     return CellSpec(
         workload="sleep", params=SLEEP_50, strategy="direct", loop="asyncio", concurrency=1,
-        window_s=0.3, warmup_s=0.05, probe_interval_ms=1.0, stall_threshold_ms=10.0,
+        duration_s=0.3, warmup_s=0.05, probe_interval_ms=1.0, stall_threshold_ms=10.0,
         evidence_threshold_ms=evidence_threshold_ms,
     )
 
@@ -97,7 +97,7 @@ def test_a_stall_longer_than_one_call_is_told_as_callbacks_in_a_row() -> None:
     # 10 ms sleeps on the loop: the probe's tick waits behind one (its timerfd reader is
     # queued after the next sleep), then its task step behind another, so stalls beyond
     # 20 ms are made of several callbacks, none of which is as long as the stall.
-    spec = msgspec.structs.replace(_cell(20.0), params={"duration_ms": 10.0}, window_s=0.5)
+    spec = msgspec.structs.replace(_cell(20.0), params={"duration_ms": 10.0}, duration_s=0.5)
     cell = runner.run_cell(spec, timeout_s=60.0)
     assert cell.ok, cell.error
     assert cell.stall_evidence, "10 ms sleeps back to back left no stall beyond 20 ms"

@@ -95,7 +95,7 @@ def test_cells_without_utilisation_have_no_lines_and_old_files_load() -> None:
 
 def test_utilisation_off_times_nothing() -> None:
     cell_spec = CellSpec(workload="sleep", params={"duration_ms": 1.0}, strategy="to-thread", loop="asyncio",
-                         concurrency=1, window_s=0.2, warmup_s=0.02, probe_interval_ms=1.0,
+                         concurrency=1, duration_s=0.2, warmup_s=0.02, probe_interval_ms=1.0,
                          stall_threshold_ms=10.0, utilisation=False)
     result = runner.run_cell(cell_spec, timeout_s=60)
     assert result.ok, result.error

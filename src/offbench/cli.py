@@ -7,6 +7,7 @@ out; 2 bad input (one line on stderr, never a traceback); 130 interrupted by Ctr
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import signal
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, Optional
 
 import msgspec
 import typer
@@ -28,7 +29,7 @@ from offbench.model import results
 from offbench.model import schema as schema_
 from offbench.model.semantics import CheckReport, StrategySemantics
 from offbench.model.settings import WorkloadSpec
-from offbench.plan import catalog, matrix, scenario, settings
+from offbench.plan import catalog, matrix, options, scenario, settings
 from offbench.processes import raise_open_files_limit
 from offbench.render import html as html_report
 from offbench.render import markdown, plots
@@ -38,12 +39,10 @@ from offbench.render import terminal as report
 from offbench.render.progress import RunProgress
 from offbench.run import runner
 from offbench.semantics import check as semantics_check
+from offbench.semantics import experiments
 from offbench.workloads import user
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
-FAIL_IF_HELP = ("Exit 1 if a cell breaks this gate, repeatable: FIELD OP NUMBER [where KEY=VALUE,...], "
-                "e.g. \"loop_lag_ms.p99 > 5 where strategy=direct\" (OP: < <= > >= == !=; fields in "
-                "their own units, see the README). A failed cell, or one with no value, breaks it too.")
 CHART_HELP = ("After each workload's table, a chart: throughput bars and loop-lag strips "
               "(p50 → max, log scale).")
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -76,209 +75,22 @@ def _root(
     """Measure which asyncio offload strategy keeps your event loop responsive."""
 
 
-@app.command()
-def run(
-    scenario_name: Annotated[
-        str | None,
-        typer.Argument(metavar="SCENARIO",
-                       help="A scenario TOML file, or a shipped scenario's name (see 'offbench list'). "
-                       "Options given here override the file."),
-    ] = None,
-    workload: Annotated[
-        list[str] | None,
-        typer.Option("-w", "--workload", metavar="NAME",
-                     help=f"Workload to run, repeatable: {', '.join(workloads.names())}, "
-                     "or module:function. Default: all built-in."),
-    ] = None,
-    strategy: Annotated[
-        list[str] | None,
-        typer.Option("-s", "--strategy", metavar="NAME",
-                     help=f"Strategy, repeatable: {', '.join(strategies.names())}. "
-                     f"Default: {', '.join(strategies.default_names())}."),
-    ] = None,
-    loop: Annotated[
-        list[str] | None,
-        typer.Option("-l", "--loop", metavar="NAME",
-                     help=f"Event loop, repeatable: {', '.join(loops.names())}. Default: all."),
-    ] = None,
-    concurrency: Annotated[
-        list[int] | None,
-        typer.Option("-c", "--concurrency", metavar="N",
-                     help="Concurrent tasks calling the workload, repeatable. Default: 1 and 8."),
-    ] = None,
-    max_workers: Annotated[
-        list[int] | None,
-        typer.Option("--max-workers", metavar="N",
-                     help="Pool size for the pool strategies (default executor, process pool), "
-                     "repeatable. Default: the library's."),
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option("-d", "--duration", metavar="SECONDS",
-                     help=f"Measured window per cell. Default: {settings.DEFAULT_WINDOW_S:g} s "
-                     f"({settings.QUICK_WINDOW_S:g} s with --quick)."),
-    ] = None,
-    warmup: Annotated[
-        float | None,
-        typer.Option("--warmup", metavar="SECONDS",
-                     help=f"Discarded warm-up before each window. Default: "
-                     f"{settings.DEFAULT_WARMUP_S:g} s ({settings.QUICK_WARMUP_S:g} s with --quick)."),
-    ] = None,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Short windows, same matrix (about a minute for the default one).")
-    ] = False,
-    lag_budget: Annotated[
-        float | None,
-        typer.Option("--lag-budget", metavar="MS",
-                     help=f"Loop lag p99 a strategy may cause and still win the verdict. "
-                     f"Default: {settings.DEFAULT_LAG_BUDGET_MS:g} ms."),
-    ] = None,
-    samples: Annotated[
-        int | None,
-        typer.Option("--samples", metavar="K",
-                     help=f"Cut each window into K equal parts, each measured alone, for the spread "
-                     f"('±') and for 'offbench compare'. Default: {settings.DEFAULT_SAMPLES}."),
-    ] = None,
-    processes: Annotated[
-        int | None,
-        typer.Option("--processes", metavar="N",
-                     help="Measure each cell in N fresh worker processes, one after the other, "
-                     "sharing the window's parts, so the spread includes process-to-process "
-                     f"differences. Default: {settings.DEFAULT_PROCESSES}."),
-    ] = None,
-    semantics: Annotated[
-        bool,
-        typer.Option("--semantics/--no-semantics",
-                     help="After measuring, run 'offbench check' for the run's strategies and loops "
-                     "(about 1 s each), store it as \"semantics\" and warn in the verdict."),
-    ] = True,
-    pool_costs: Annotated[
-        bool,
-        typer.Option("--pool-costs/--no-pool-costs",
-                     help="When the run has a process pool (process-pool, loky), also measure what one "
-                     "costs here: start-up by start method, and a call's round trip with no argument "
-                     "and with --payload-bytes (about 2 s)."),
-    ] = True,
-    utilisation: Annotated[
-        bool,
-        typer.Option("--utilisation/--no-utilisation",
-                     help="Time every callback the loop runs: how busy it was, and a check of the probe's "
-                     "stalls against the callbacks. Costs 5-6 µs per offloaded call: 5-11 % of a "
-                     "no-op's throughput, nothing for real work; turn it off for microbenchmarks."),
-    ] = True,
-    payload_bytes: Annotated[
-        int | None,
-        typer.Option("--payload-bytes", metavar="N",
-                     help="Ship N bytes of argument with every call, so process pools pay to pickle and "
-                     "send them (threads do not): see where shipping arguments dominates. Also the "
-                     "payload of the pool-cost table (1 MiB when not given). Default: 0."),
-    ] = None,
-    setup: Annotated[
-        str | None,
-        typer.Option("--setup", metavar="MODULE:FUNCTION",
-                     help="Factory whose result is passed as first argument to each module:function "
-                     "workload; made once per thread, before measuring."),
-    ] = None,
-    json_path: Annotated[
-        str | None,
-        typer.Option("-o", "--json", metavar="PATH",
-                     help="Write results as JSON ('-' = stdout, and then nothing else there)."),
-    ] = None,
-    markdown_path: Annotated[
-        str | None,
-        typer.Option("--markdown", metavar="PATH",
-                     help="Also write the tables as GitHub-flavoured markdown ('-' = stdout), "
-                     "e.g. for $GITHUB_STEP_SUMMARY."),
-    ] = None,
-    pyperf_path: Annotated[
-        str | None,
-        typer.Option("--pyperf", metavar="PATH",
-                     help="Also write a pyperf BenchmarkSuite (one benchmark per cell, op latency "
-                     "per window part) for 'python -m pyperf stats/hist/compare_to'."),
-    ] = None,
-    probe_interval: Annotated[
-        float | None,
-        typer.Option("--probe-interval", metavar="MS",
-                     help=f"Probe tick interval. Default: {settings.DEFAULT_PROBE_INTERVAL_MS:g} ms."),
-    ] = None,
-    stall_threshold: Annotated[
-        float | None,
-        typer.Option("--stall-threshold", metavar="MS",
-                     help=f"A probe lag above this counts as a stall (for 'avail'). "
-                     f"Default: {settings.DEFAULT_STALL_THRESHOLD_MS:g} ms."),
-    ] = None,
-    evidence_threshold: Annotated[
-        float | None,
-        typer.Option("--evidence-threshold", metavar="MS",
-                     help="Sample the loop thread's stack when it stalls longer than this, and report "
-                     "the code behind the longest stalls; 0 = off. "
-                     f"Default: {settings.DEFAULT_EVIDENCE_THRESHOLD_MS:g} ms."),
-    ] = None,
-    cell_timeout: Annotated[
-        float | None,
-        typer.Option("--cell-timeout", metavar="SECONDS",
-                     help="Kill a cell's worker process after this long. Default: 15 s + 3 × (warm-up + "
-                     "window)."),
-    ] = None,
-    dask_scheduler: Annotated[
-        str | None,
-        typer.Option("--dask-scheduler", metavar="ADDRESS",
-                     help="For -s dask: connect to this scheduler (tcp://HOST:PORT) instead of "
-                     "starting a local cluster per cell."),
-    ] = None,
-    python: Annotated[
-        list[str] | None,
-        typer.Option("--python", metavar="PATH",
-                     help="Run the cells under this interpreter (3.11+; a command like python3.13, or a "
-                     "path), repeatable, side by side in one table. offbench is installed in a venv "
-                     "cached per interpreter (~/.cache/offbench/venvs, or $OFFBENCH_CACHE; about a "
-                     "minute the first time). 'self' is the interpreter running offbench. Default: "
-                     "only the running interpreter."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the matrix the run would measure, and stop.")
-    ] = False,
-    chart: Annotated[bool, typer.Option("--chart/--no-chart", help=CHART_HELP)] = True,
-    fail_if: Annotated[
-        list[str] | None, typer.Option("--fail-if", metavar="EXPR", help=FAIL_IF_HELP)
-    ] = None,
-) -> int:
+def run(**given: Any) -> int:
     """Measure workloads × strategies × loops × concurrency; print tables and verdicts; save JSON."""
-    command_line = settings.Choices(
-        workloads=_workload_choices(workload, setup),
-        strategies=strategy,
-        loops=loop,
-        concurrency=concurrency,
-        max_workers=list(max_workers) if max_workers else None,
-        window_s=duration,
-        warmup_s=warmup,
-        quick=quick,
-        lag_budget_ms=lag_budget,
-        samples=samples,
-        processes=processes,
-        semantics=semantics,
-        pool_costs=pool_costs,
-        utilisation=utilisation,
-        payload_bytes=payload_bytes,
-        probe_interval_ms=probe_interval,
-        stall_threshold_ms=stall_threshold,
-        evidence_threshold_ms=evidence_threshold,
-        cell_timeout_s=cell_timeout,
-        pythons=python,
-        dask_scheduler=dask_scheduler,
-        fail_if=fail_if,
-    )
-    if scenario_name is None:
+    said: dict[str, Any] = {option.name: given[option.name] for option in options.OPTIONS}
+    said["workloads"] = _workload_choices(given["workloads"], given["setup"])
+    command_line = settings.Choices(**said)
+    if given["scenario"] is None:
         run_settings = settings.build_settings(command_line)
     else:
-        loaded = scenario.load(scenario_name)
+        loaded = scenario.load(given["scenario"])
         run_settings = settings.build_settings(
             settings.merge(loaded.choices, command_line), scenario=loaded.source
         )
-    if dry_run:
+    if given["dry_run"]:
         _console(stderr=False).print(report.plan(*matrix.outline(run_settings)))
         return EXIT_OK
-    outputs = _Outputs(json=json_path, markdown=markdown_path, pyperf=pyperf_path)
+    outputs = _Outputs(json=given["json"], markdown=given["markdown"], pyperf=given["pyperf"])
     stopped_by = _StopSignal()
     with stopped_by, RunProgress(_console(stderr=True), live=not _no_color()) as progress:
         run_result = runner.run(run_settings, progress)
@@ -286,7 +98,7 @@ def run(
     outputs.write("markdown", lambda: markdown.run(run_result).encode())
     outputs.write("pyperf", lambda: pyperf_export.dumps(run_result),
                   empty="no cell completed a call, so there is no op latency to export")
-    report.print_run(run_result, _console(stderr=outputs.to_stdout), charts=chart)
+    report.print_run(run_result, _console(stderr=outputs.to_stdout), charts=given["chart"])
     outputs.flush_stdout()
     if stopped_by.signum is not None or not run_result.complete:
         return EXIT_SIGTERM if stopped_by.signum == signal.SIGTERM else EXIT_SIGINT
@@ -304,6 +116,59 @@ def _workload_choices(names: list[str] | None, setup: str | None) -> list[Worklo
         WorkloadSpec(name=name, params={"setup": setup} if setup and ":" in name else {})
         for name in names
     ]
+
+
+def _run_parameters() -> list[inspect.Parameter]:
+    """Return ``run``'s parameters, generated: the scenario, the options of a run, the outputs.
+
+    The options are :data:`offbench.plan.options.OPTIONS` (their names are the settings'
+    fields and the scenario keys); the rest is :data:`~offbench.plan.options.CLI_ONLY`.
+    """
+    names = {
+        "workloads": ", ".join(workloads.names()),
+        "strategies": ", ".join(strategies.names()),
+        "default_strategies": ", ".join(strategies.default_names()),
+        "loops": ", ".join(loops.names()),
+    }
+    scenario_help = ("A scenario TOML file, or a shipped scenario's name (see 'offbench list'). "
+                     "Options given here override the file.")
+    found = [_parameter("scenario", Optional[str], None,  # noqa: UP045 - typer reads the annotation
+                        typer.Argument(metavar="SCENARIO", help=scenario_help, show_default=False))]
+    for option in options.OPTIONS:
+        kind: Any = list[option.kind] if option.many else option.kind  # type: ignore[name-defined]
+        found.append(_parameter(option.name, Optional[kind], None, typer.Option(  # noqa: UP045
+            *option.flags, metavar=option.metavar or None, help=option.help.format(**names),
+            show_default=False)))
+    found += [
+        _parameter("setup", Optional[str], None, typer.Option(  # noqa: UP045
+            "--setup", metavar="MODULE:FUNCTION",
+            help="Factory whose result is passed as first argument to each module:function workload; "
+            "made once per thread, before measuring.")),
+        _parameter("json", Optional[str], None, typer.Option(  # noqa: UP045
+            "-o", "--json", metavar="PATH",
+            help="Write results as JSON ('-' = stdout, and then nothing else there).")),
+        _parameter("markdown", Optional[str], None, typer.Option(  # noqa: UP045
+            "--markdown", metavar="PATH",
+            help="Also write the tables as GitHub-flavoured markdown ('-' = stdout), e.g. for "
+            "$GITHUB_STEP_SUMMARY.")),
+        _parameter("pyperf", Optional[str], None, typer.Option(  # noqa: UP045
+            "--pyperf", metavar="PATH",
+            help="Also write a pyperf BenchmarkSuite (one benchmark per cell, op latency per window "
+            "part) for 'python -m pyperf stats/hist/compare_to'.")),
+        _parameter("dry_run", bool, False, typer.Option(
+            "--dry-run", help="Print the matrix the run would measure, and stop.")),
+        _parameter("chart", bool, True, typer.Option("--chart/--no-chart", help=CHART_HELP)),
+    ]
+    return found
+
+
+def _parameter(name: str, kind: Any, default: object, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[kind, info])
+
+
+run.__signature__ = inspect.Signature(_run_parameters())  # type: ignore[attr-defined]
+app.command()(run)
 
 
 @app.command()
@@ -371,8 +236,15 @@ def compare(
     return EXIT_FAILED_CELLS if failing else EXIT_OK
 
 
-@app.command()
-def check(
+def _check_help() -> str:
+    """Return ``check``'s help: what it does, then each column's question, from the experiments' registry."""
+    columns = " ".join(f"{e.column}: {e.question}." for e in experiments.REGISTRY.values())
+    return ("Find out, by experiment, what each strategy does to your program's semantics.\n\n"
+            f"Columns (✓ = yes): {columns}")
+
+
+@app.command(help=_check_help())
+def check(  # noqa: D103 - its help is _check_help(), from the experiments
     strategy: Annotated[
         list[str] | None,
         typer.Option("-s", "--strategy", metavar="NAME",
@@ -396,18 +268,6 @@ def check(
                      help="Also write the findings as JSON ('-' = stdout, and then nothing else there)."),
     ] = None,
 ) -> int:
-    """Find out, by experiment, what each strategy does to your program's semantics.
-
-    Columns (✓ = yes): contextvars: a context variable set in the calling task is visible
-    in the function. loop thread-locals: thread-local state of the loop thread is
-    visible. runs on: the loop thread, another thread or another process. workers
-    reused: repeated calls reuse threads/processes (per-call cost shown). no loop side
-    effects: no event loop replaced or left set. exception + traceback: the caller gets
-    the exception's type and the callee's frames. cancel stops it: asyncio.timeout stops
-    the blocking call. args shared: arguments are the caller's objects, nothing must
-    pickle. parallel: speed-up of two calls at once over two in a row (✓ from 1.4×).
-    asyncio.run exits promptly: with a call still running at the end.
-    """
     if workload is not None:
         user.check_target(workload, "-w")
         user.check_callable(workload)

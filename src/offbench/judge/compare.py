@@ -328,15 +328,15 @@ def _differences(base: RunResult, new: RunResult, base_label: str, new_label: st
         ("uvloop", base.machine.uvloop_version, new.machine.uvloop_version),
         ("numpy", base.machine.numpy_version, new.machine.numpy_version),
         ("offbench", base.offbench_version, new.offbench_version),
-        ("window (s)", base.settings.window_s, new.settings.window_s),
+        ("window (s)", base.settings.duration_s, new.settings.duration_s),
         ("warm-up (s)", base.settings.warmup_s, new.settings.warmup_s),
         ("samples", base.settings.samples, new.settings.samples),
         ("worker processes per cell", base.settings.processes, new.settings.processes),
         ("probe interval (ms)", base.settings.probe_interval_ms, new.settings.probe_interval_ms),
     )
     notes.extend(f"{name} differs: {a} vs {b}" for name, a, b in fields if a != b)
-    base_part = base.settings.window_s / base.settings.samples
-    new_part = new.settings.window_s / new.settings.samples
+    base_part = base.settings.duration_s / base.settings.samples
+    new_part = new.settings.duration_s / new.settings.samples
     if abs(base_part - new_part) > 1e-9:
         notes.append(
             f"window parts are {base_part:g} s vs {new_part:g} s long: a part's lag p99 reads lower "

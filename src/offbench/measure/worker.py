@@ -112,7 +112,7 @@ def splits_calls(strategy: Strategy) -> bool:
 
 def _stuck(cell: CellSpec, loop_version: str, details: Params) -> CellResult:
     """Return the ``timeout`` result of a cell in which no call ever completed."""
-    waited = cell.warmup_s + cell.window_s
+    waited = cell.warmup_s + cell.duration_s
     return failed_cell(
         cell,
         "timeout",
@@ -141,7 +141,7 @@ async def _run_window(cell: CellSpec, strategy: Strategy, timed: bool = False) -
     interval_ns = round(cell.probe_interval_ms * NS_PER_MS)
     recorder = LagRecorder(interval_ns, round(cell.stall_threshold_ms * NS_PER_MS))
     start_ns = clock() + round(cell.warmup_s * 1e9)
-    end_ns = start_ns + round(cell.window_s * 1e9)
+    end_ns = start_ns + round(cell.duration_s * 1e9)
     recorder.next_due_ns = start_ns
     dog = None
     if cell.evidence_threshold_ms > 0:
@@ -169,7 +169,7 @@ async def _run_window(cell: CellSpec, strategy: Strategy, timed: bool = False) -
             # Calls in flight at the window's end get a moment to finish, so each counts by
             # its real share of the window; the callers submit nothing after the end.
             if pending:
-                done, _ = await asyncio.wait(pending, timeout=drain_seconds(cell.window_s))
+                done, _ = await asyncio.wait(pending, timeout=drain_seconds(cell.duration_s))
                 for task in done:
                     task.result()
         finally:

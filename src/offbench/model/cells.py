@@ -30,7 +30,7 @@ class CellIdentity(msgspec.Struct, frozen=True, kw_only=True):
 class CellSpec(CellIdentity, frozen=True, kw_only=True):
     """One cell of the matrix: everything its worker process needs, nothing more."""
 
-    window_s: float
+    duration_s: float
     warmup_s: float
     probe_interval_ms: float
     stall_threshold_ms: float

@@ -8,6 +8,7 @@ so a malformed file is reported with the JSON path of the problem.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,13 +21,25 @@ from offbench.model.params import Params
 from offbench.model.semantics import StrategySemantics
 from offbench.model.settings import RunSettings
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: cells carry ``samples`` (the window cut into parts). 3: cells carry ``lag_histogram``.
+4: the window is ``duration_s`` everywhere (it was ``window_s`` in the settings and cells).
 
-Files of version 2 are still read (their charts are drawn from the stored percentiles);
-files of version 1 are refused.
+Files of versions 2 and 3 are still read, upgraded on the way in (:data:`UPGRADES`; the
+charts of version 2 are drawn from the stored percentiles); files of version 1 are refused.
 """
-READABLE_VERSIONS = (2, 3)
+READABLE_VERSIONS = (2, 3, 4)
+
+
+def _duration_named_once(document: dict[str, Any]) -> None:
+    """Version 3 → 4: ``settings.window_s`` is ``settings.duration_s``."""
+    run_settings = document.get("settings")
+    if isinstance(run_settings, dict) and "window_s" in run_settings:
+        run_settings["duration_s"] = run_settings.pop("window_s")
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {2: _duration_named_once, 3: _duration_named_once}
+"""How a file of an older readable version is brought to this one, applied to its JSON document."""
 
 Status = Literal["ok", "error", "timeout"]
 Failure = Literal["error", "timeout"]
@@ -348,7 +361,13 @@ def decode(data: bytes, source: str = "<data>") -> RunResult:
         readable = " or ".join(map(str, READABLE_VERSIONS))
         raise UsageError(f"{source}: schema_version {version!r} is not supported (expected {readable})")
     try:
-        run = msgspec.json.decode(data, type=RunResult)
+        if version == SCHEMA_VERSION:
+            run = msgspec.json.decode(data, type=RunResult)
+        else:
+            document = msgspec.json.decode(data, type=dict[str, Any])
+            UPGRADES[int(str(version))](document)
+            document["schema_version"] = SCHEMA_VERSION
+            run = msgspec.convert(document, RunResult)
     except msgspec.ValidationError as exc:
         raise UsageError(f"{source}: malformed results: {exc}") from None
     for index, cell in enumerate(run.results):

@@ -10,9 +10,9 @@ import msgspec
 
 from offbench.model.params import Params
 
-DEFAULT_WINDOW_S = 1.0
+DEFAULT_DURATION_S = 1.0
 DEFAULT_WARMUP_S = 0.2
-QUICK_WINDOW_S = 0.2
+QUICK_DURATION_S = 0.2
 QUICK_WARMUP_S = 0.04
 DEFAULT_CONCURRENCY = (1, 8)
 DEFAULT_PROBE_INTERVAL_MS = 1.0
@@ -63,7 +63,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: list[int]
     max_workers: list[int | None] = msgspec.field(default_factory=lambda: [None])
     """Executor sizes to sweep for the strategies that own a pool; ``None`` = the library default."""
-    window_s: float
+    duration_s: float
     warmup_s: float
     probe_interval_ms: float = DEFAULT_PROBE_INTERVAL_MS
     stall_threshold_ms: float = DEFAULT_STALL_THRESHOLD_MS

@@ -29,7 +29,7 @@ def cells(settings: RunSettings) -> list[CellSpec]:
             loop=loop,
             concurrency=level,
             max_workers=size,
-            window_s=settings.window_s,
+            duration_s=settings.duration_s,
             warmup_s=settings.warmup_s,
             probe_interval_ms=settings.probe_interval_ms,
             stall_threshold_ms=settings.stall_threshold_ms,
@@ -55,21 +55,21 @@ def cells(settings: RunSettings) -> list[CellSpec]:
 def process_shares(cell: CellSpec) -> list[CellSpec]:
     """Split a cell into what each of its worker processes measures: a run of whole parts.
 
-    The parts keep their length (``window_s / samples``) and are dealt out as evenly as
+    The parts keep their length (``duration_s / samples``) and are dealt out as evenly as
     they go, so 10 parts over 3 processes measure 4, 3 and 3 parts' worth.
     """
-    part_s = cell.window_s / cell.samples
+    part_s = cell.duration_s / cell.samples
     base, extra = divmod(cell.samples, cell.processes)
     counts = [base + (index < extra) for index in range(cell.processes)]
     return [
-        msgspec.structs.replace(cell, window_s=part_s * count, samples=count, processes=1)
+        msgspec.structs.replace(cell, duration_s=part_s * count, samples=count, processes=1)
         for count in counts
     ]
 
 
-def default_cell_timeout(window_s: float, warmup_s: float) -> float:
+def default_cell_timeout(duration_s: float, warmup_s: float) -> float:
     """Return the per-cell timeout: generous start-up room plus three times the cell's length."""
-    return 15.0 + 3.0 * (window_s + warmup_s)
+    return 15.0 + 3.0 * (duration_s + warmup_s)
 
 
 def _unique(items: Sequence[T]) -> list[T]:
@@ -83,7 +83,7 @@ CELL_OVERHEAD_S = 0.12
 def outline(settings: RunSettings) -> tuple[str, list[tuple[str, str]]]:
     """Return what a run of ``settings`` would measure: a headline with the estimate, and named lines."""
     matrix = cells(settings)
-    per_cell = settings.processes * (settings.warmup_s + CELL_OVERHEAD_S) + settings.window_s
+    per_cell = settings.processes * (settings.warmup_s + CELL_OVERHEAD_S) + settings.duration_s
     source = f" from {settings.scenario}" if settings.scenario else ""
     headline = f"{len(matrix)} cells{source}, about {len(matrix) * per_cell:.0f} s"
     sizes = ", ".join("default" if n is None else str(n) for n in settings.max_workers)
@@ -95,7 +95,7 @@ def outline(settings: RunSettings) -> tuple[str, list[tuple[str, str]]]:
           if settings.pythons else []),
         ("concurrency", ", ".join(map(str, settings.concurrency))),
         ("pool sizes", sizes),
-        ("window", f"{settings.window_s:g} s after {settings.warmup_s:g} s warm-up, "
+        ("window", f"{settings.duration_s:g} s after {settings.warmup_s:g} s warm-up, "
                    f"cell timeout {settings.cell_timeout_s:g} s"),
         ("probe", f"every {settings.probe_interval_ms:g} ms; stall above "
                   f"{settings.stall_threshold_ms:g} ms; lag budget {settings.lag_budget_ms:g} ms"),

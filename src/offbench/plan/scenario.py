@@ -18,7 +18,8 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -29,35 +30,35 @@ import msgspec
 from offbench.errors import UsageError
 from offbench.model.settings import WorkloadSpec
 from offbench.plan import settings
+from offbench.plan.options import OPTIONS, Option
 from offbench.plan.settings import Choices
 
 Level = int | str
 """A concurrency or pool size: a number, ``"cores"`` or ``"N*cores"`` (resolved on load);
 a pool size may also be ``"default"``, the library's own choice."""
+LEVELS = ("concurrency", "max_workers")
+"""The options whose values are levels."""
 
 
-class ScenarioFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The keys a scenario file may have; every one is optional."""
+def _scenario_type(option: Option) -> Any:
+    """Return what a scenario file may give for ``option``: TOML's own types, one value or a list."""
+    if option.name == "workloads":
+        return list[dict[str, Any]]
+    if option.name in LEVELS:
+        return Level | list[Level]
+    kind: Any = option.kind
+    return kind | types.GenericAlias(list, (kind,)) if option.many else kind
 
-    description: str = ""
-    workloads: list[dict[str, Any]] | None = None
-    strategies: str | list[str] | None = None
-    loops: str | list[str] | None = None
-    concurrency: Level | list[Level] | None = None
-    max_workers: Level | list[Level] | None = None
-    duration_s: float | None = None
-    warmup_s: float | None = None
-    probe_interval_ms: float | None = None
-    stall_threshold_ms: float | None = None
-    evidence_threshold_ms: float | None = None
-    cell_timeout_s: float | None = None
-    lag_budget_ms: float | None = None
-    samples: int | None = None
-    processes: int | None = None
-    payload_bytes: int | None = None
-    pythons: str | list[str] | None = None
-    dask_scheduler: str | None = None
-    fail_if: str | list[str] | None = None
+
+ScenarioFile: Any = msgspec.defstruct(
+    "ScenarioFile",
+    [("description", str, ""),
+     *((option.name, _scenario_type(option) | None, None) for option in OPTIONS if option.scenario)],
+    kw_only=True,
+    forbid_unknown_fields=True,
+    module=__name__,
+)
+"""The keys a scenario file may have, every one optional: ``description`` and the options of a run."""
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,31 +152,19 @@ def _shape_error(message: str) -> str:
     return f"{key}: {what}" if key else what
 
 
-def _choices(raw: ScenarioFile) -> Choices:
-    return Choices(
-        workloads=_workloads(raw.workloads),
-        strategies=_listed(raw.strategies),
-        loops=_listed(raw.loops),
-        concurrency=_levels("concurrency", raw.concurrency),
-        max_workers=_sizes("max_workers", raw.max_workers),
-        window_s=raw.duration_s,
-        warmup_s=raw.warmup_s,
-        probe_interval_ms=raw.probe_interval_ms,
-        stall_threshold_ms=raw.stall_threshold_ms,
-        evidence_threshold_ms=raw.evidence_threshold_ms,
-        cell_timeout_s=raw.cell_timeout_s,
-        lag_budget_ms=raw.lag_budget_ms,
-        samples=raw.samples,
-        processes=raw.processes,
-        payload_bytes=raw.payload_bytes,
-        pythons=_listed(raw.pythons),
-        dask_scheduler=raw.dask_scheduler,
-        fail_if=_listed(raw.fail_if),
-    )
+def _choices(raw: Any) -> Choices:
+    """Turn a checked file's keys into choices: sweeps expanded, levels resolved, lists made lists."""
+    said: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = getattr(raw, option.name, None) if option.scenario else None
+        if value is not None:
+            read = READERS.get(option.name)
+            said[option.name] = read(option.name, value) if read else _listed(value) if option.many else value
+    return Choices(**said)
 
 
-def _listed(value: str | list[str] | None) -> list[str] | None:
-    return [value] if isinstance(value, str) else value
+def _listed(value: object) -> list[object]:
+    return value if isinstance(value, list) else [value]
 
 
 def _levels(key: str, value: Level | list[Level] | None) -> list[int] | None:
@@ -264,3 +253,17 @@ def _check_json(key: str, value: Any) -> None:
         raise UsageError(
             f"expected a string, number, boolean, list or table, got a {type(value).__name__}", key=key
         )
+
+
+def _workloads_of(key: str, tables: list[dict[str, Any]]) -> list[WorkloadSpec]:
+    found = _workloads(tables)
+    assert found is not None
+    return found
+
+
+READERS: dict[str, Callable[[str, Any], Any]] = {
+    "workloads": _workloads_of,
+    "concurrency": lambda key, value: _levels(key, value),
+    "max_workers": lambda key, value: _sizes(key, value),
+}
+"""How a scenario's value becomes a choice, for the options whose file form is not the choice's."""

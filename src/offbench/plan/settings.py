@@ -22,6 +22,7 @@ from offbench.judge import gates
 from offbench.model.cells import CellSpec
 from offbench.model.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_DURATION_S,
     DEFAULT_EVIDENCE_THRESHOLD_MS,
     DEFAULT_LAG_BUDGET_MS,
     DEFAULT_PROBE_INTERVAL_MS,
@@ -29,9 +30,8 @@ from offbench.model.settings import (
     DEFAULT_SAMPLES,
     DEFAULT_STALL_THRESHOLD_MS,
     DEFAULT_WARMUP_S,
-    DEFAULT_WINDOW_S,
+    QUICK_DURATION_S,
     QUICK_WARMUP_S,
-    QUICK_WINDOW_S,
     Interpreter,
     RunSettings,
     WorkloadSpec,
@@ -63,23 +63,23 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     loops: list[str] | None = None
     concurrency: list[int] | None = None
     max_workers: list[int | None] | None = None
-    window_s: float | None = None
+    pythons: list[str] | None = None
+    duration_s: float | None = None
     warmup_s: float | None = None
+    quick: bool | None = None
+    lag_budget_ms: float | None = None
+    samples: int | None = None
+    processes: int | None = None
     probe_interval_ms: float | None = None
     stall_threshold_ms: float | None = None
     evidence_threshold_ms: float | None = None
     cell_timeout_s: float | None = None
-    lag_budget_ms: float | None = None
-    samples: int | None = None
-    processes: int | None = None
     semantics: bool | None = None
     pool_costs: bool | None = None
     utilisation: bool | None = None
     payload_bytes: int | None = None
     dask_scheduler: str | None = None
-    pythons: list[str] | None = None
     fail_if: list[str] | None = None
-    quick: bool = False
 
 
 def merge(base: Choices, override: Choices) -> Choices:
@@ -94,9 +94,9 @@ def merge(base: Choices, override: Choices) -> Choices:
         if (value := getattr(override, field)) is not None and field != "quick"
     }
     if override.quick:
-        said.setdefault("window_s", QUICK_WINDOW_S)
+        said.setdefault("duration_s", QUICK_DURATION_S)
         said.setdefault("warmup_s", QUICK_WARMUP_S)
-    return msgspec.structs.replace(base, **said, quick=base.quick or override.quick)
+    return msgspec.structs.replace(base, **said, quick=bool(base.quick or override.quick))
 
 
 def build_settings(choices: Choices | None = None, scenario: str | None = None) -> RunSettings:
@@ -107,8 +107,8 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     concurrency 1 and 8, the library's executor sizes. Duplicates are dropped, order is kept.
     """
     c = choices or Choices()
-    quick = c.quick
-    window = _first(c.window_s, QUICK_WINDOW_S if quick else DEFAULT_WINDOW_S)
+    quick = bool(c.quick)
+    window = _first(c.duration_s, QUICK_DURATION_S if quick else DEFAULT_DURATION_S)
     warmup = _first(c.warmup_s, QUICK_WARMUP_S if quick else DEFAULT_WARMUP_S)
     _positive("duration", "duration_s", window)
     _positive("warm-up", "warmup_s", warmup, allow_zero=True)
@@ -136,7 +136,7 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         loops=_names("loops", c.loops, _installed_loops(), _loop_check(pythons)),
         concurrency=levels,
         max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
-        window_s=window,
+        duration_s=window,
         warmup_s=warmup,
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
@@ -210,15 +210,15 @@ def _dask_scheduler(address: str | None, chosen: Sequence[str] | None) -> str | 
     return address.strip().rstrip("/")
 
 
-def _samples(samples: float, window_s: float, probe_interval_ms: float) -> int:
+def _samples(samples: float, duration_s: float, probe_interval_ms: float) -> int:
     """Check the number of parts the window is cut into: each needs a few probe ticks."""
     if samples != int(samples) or not 2 <= samples <= MAX_SAMPLES:
         raise UsageError(f"samples must be a whole number from 2 to {MAX_SAMPLES}, got {samples:g}",
                          key="samples")
-    part_ms = window_s * 1000 / samples
+    part_ms = duration_s * 1000 / samples
     if part_ms < MIN_TICKS_PER_SAMPLE * probe_interval_ms:
         raise UsageError(
-            f"{samples:g} samples cut the {window_s:g} s window into {part_ms:g} ms parts, fewer than "
+            f"{samples:g} samples cut the {duration_s:g} s window into {part_ms:g} ms parts, fewer than "
             f"{MIN_TICKS_PER_SAMPLE} probe ticks each: take fewer samples or a longer window",
             key="samples",
         )

@@ -147,7 +147,7 @@ def settings_rows(run: RunResult) -> list[tuple[str, str]]:
         ("loops", ", ".join(s.loops)),
         *([("pythons", report.pythons_line(run).removeprefix("Pythons: "))] if s.pythons else []),
         ("concurrency", ", ".join(map(str, s.concurrency))),
-        ("window", f"{s.window_s:g} s after {s.warmup_s:g} s warm-up, {s.samples} parts, "
+        ("window", f"{s.duration_s:g} s after {s.warmup_s:g} s warm-up, {s.samples} parts, "
                    f"{s.processes} worker process(es) per cell"),
         ("probe", f"every {s.probe_interval_ms:g} ms; lag budget {s.lag_budget_ms:g} ms"),
         ("scenario", s.scenario or "command line"),
