@@ -1,6 +1,7 @@
 """Where an offloaded call's time goes: queue wait, run, and the hop back to the loop.
 
-The worker wraps the function a thread or process strategy runs in :class:`Timed`,
+The worker wraps the function a thread or process strategy runs in
+:class:`~offbench.measure.calls.Timed` (import-light: it is unpickled where the call runs),
 so that wherever the strategy runs it (a pool thread, a pool process, a Dask worker)
 it reads the clock right before and right after the function::
 
@@ -21,15 +22,11 @@ parts are only as good as the assumption that ``perf_counter`` is system-wide.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
 
-if TYPE_CHECKING:
-    from offbench.model.results import Breakdown
+from offbench.model.results import Breakdown, Quantiles
+from offbench.stats import percentile
 
-T = TypeVar("T")
-clock = time.perf_counter_ns
 NS_PER_MS = 1_000_000
 
 
@@ -48,12 +45,6 @@ def split(submitted: int, started: int, finished: int, resumed: int) -> Split:
 
 def summarise(splits: Sequence[Split]) -> Breakdown | None:
     """Return p50 and p99 of each part over ``splits`` (pooled calls); ``None`` for no call."""
-    # Imported here, not at the top: pool processes and subinterpreters (interpreter-pool)
-    # import this module to unpickle :class:`Timed`, and must not pay for msgspec (an
-    # extension that may not load in a subinterpreter) or the results model.
-    from offbench.model.results import Breakdown, Quantiles
-    from offbench.stats import percentile
-
     if not splits:
         return None
 

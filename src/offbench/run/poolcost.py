@@ -50,12 +50,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing import resource_tracker
 from multiprocessing.reduction import ForkingPickler
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import msgspec
 
-if TYPE_CHECKING:
-    from offbench.model.results import CallCost, PoolCost, Quantiles
+from offbench.model.results import CallCost, PoolCost, Quantiles
+from offbench.processes import native_thread_count, report_and_exit, run_child
+from offbench.stats import median, percentile
 
 DEFAULT_PAYLOAD_BYTES = 1 << 20
 """The payload of the cost table when ``--payload-bytes`` is not given: 1 MiB."""
@@ -148,15 +149,12 @@ def _row(pool: str, method: str, spec: CostSpec) -> PoolCost:
 
 def failed_row(pool: str, method: str, spec: CostSpec, reason: str) -> PoolCost:
     """Return the row of a pool that could not be costed: zeros, and ``reason`` on one line."""
-    from offbench.model.results import PoolCost
-
     line = " ".join(reason.split()) or "failed"
     return PoolCost(pool=pool, start_method=method, python=spec.python, workers=0,
                     startup_s=0.0, calls=[], error=line)
 
 
 def _measured(pool: str, method: str, spec: CostSpec) -> PoolCost:
-    from offbench.model.results import PoolCost
 
     if pool == "process-pool" and method != "fork":
         _start_resource_tracker()
@@ -212,8 +210,6 @@ def _process_pool(method: str, workers: int | None) -> ProcessPoolExecutor:
 
 def fork_refusal() -> str | None:
     """Return why forking here is unsafe (threads are running), or ``None`` when it is safe."""
-    from offbench.processes import native_thread_count
-
     python_threads, native = threading.active_count(), native_thread_count()
     if python_threads == 1 and native in (1, None):
         return None
@@ -263,9 +259,6 @@ def _start_workers(executor: Executor, size: int) -> None:
 
 def _call_cost(executor: Executor, dumps: Dumps, payload_bytes: int, count: int) -> CallCost:
     """Time ``count`` round trips of ``len(payload)``, one at a time, and the payload's pickling."""
-    from offbench.model.results import CallCost
-    from offbench.stats import median
-
     payload = bytes(payload_bytes)
     trips = _round_trips(executor, payload, count)
     pickling = [_pickle_once(dumps, payload) for _ in range(count)]
@@ -299,8 +292,6 @@ def _pickle_once(dumps: Dumps, payload: bytes) -> int:
 
 
 def _quantiles(values_ns: list[int]) -> Quantiles:
-    from offbench.model.results import Quantiles
-    from offbench.stats import percentile
 
     ordered = sorted(values_ns)
     return Quantiles(p50=round(percentile(ordered, 50) / 1e6, 6), p99=round(percentile(ordered, 99) / 1e6, 6))
@@ -308,8 +299,6 @@ def _quantiles(values_ns: list[int]) -> Quantiles:
 
 def decode_report(report: bytes) -> list[PoolCost]:
     """Return the rows :func:`child_main` reported (``msgspec.ValidationError`` if malformed)."""
-    from offbench.model.results import PoolCost
-
     return msgspec.json.decode(report, type=list[PoolCost])
 
 
@@ -325,8 +314,6 @@ def measure_in_child(
     row per pool instead; its whole process group (pool workers, the forkserver) is gone
     on return, whatever happened.
     """
-    from offbench.processes import run_child
-
     outcome = run_child(child_main, msgspec.json.encode(spec), timeout_s, on_wait,
                         executable=executable)
     if outcome.timed_out:
@@ -351,6 +338,5 @@ def child_main(payload: bytes, report_fd: int) -> None:
     # offbench.measure.worker, name an empty module rather than this one, whose import (msgspec)
     # would add tens of milliseconds to every spawned worker's start-up.
     sys.modules["__main__"] = types.ModuleType("__main__")
-    from offbench.processes import report_and_exit
 
     report_and_exit(report_fd, msgspec.json.encode(measure(spec)))
