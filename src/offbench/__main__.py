@@ -1,6 +1,6 @@
 """``python -m offbench``: the same as the ``offbench`` command."""
 
-from offbench.cli import main
+from offbench.entry import main
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,8 @@
 
 import sys
 
-from offbench.processes import child_entry
+from offbench.processes import child_entry, die_with_parent_from_environment
 
 if __name__ == "__main__":
+    die_with_parent_from_environment()  # first: the parent may die at any moment from now on
     child_entry(sys.argv[1:])

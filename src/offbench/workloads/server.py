@@ -27,6 +27,7 @@ from contextlib import contextmanager
 
 import msgspec
 
+from offbench import loops
 from offbench.errors import UsageError
 from offbench.processes import start_child
 
@@ -91,13 +92,15 @@ async def serve(config: ServerConfig, on_ready: int) -> None:
 
 
 def server_main(payload: bytes, report_fd: int) -> None:
-    """Child-process entry: decode the config and serve on the fastest available loop."""
+    """Child-process entry: decode the config and serve on the fastest available loop.
+
+    uvloop when it is installed and not shadowed by a file of the working directory
+    (:meth:`offbench.loops.LoopBackend.factory` refuses those); else stock asyncio.
+    """
     config = msgspec.json.decode(payload, type=ServerConfig)
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        factory = uvloop.new_event_loop
+    with contextlib.suppress(UsageError):
+        factory = loops.get("uvloop").factory()
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(serve(config, report_fd))
 
