@@ -12,7 +12,7 @@ from rich.console import Console
 from offbench.model.results import LoopLag
 from offbench.render import chart
 from offbench.render import terminal as report
-from tests.test_compare import cell, run_of
+from tests.builders import cell, run_of
 
 SCALE = chart.LagScale(0.01, 1000.0)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +14,16 @@ import pytest
 
 from offbench.judge.compare import compare
 from offbench.model import results, schema
-from offbench.render import markdown
+from offbench.render import markdown, view
 from offbench.render import pyperf as pyperf_export
+from tests.builders import cell, run_of
 from tests.run_cli import offbench
-from tests.test_compare import cell, run_of
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",
-         "--warmup", "0.02"]
+# c=8: direct's lag (about 70 ms) is far over the 10 ms budget and to-thread is 8 times
+# faster, so the verdict cannot go either way (at c=1 a 10 ms sleep lags about the budget).
+SMALL = ["-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "8", "-d", "0.1",
+         "--warmup", "0.02", "--no-sized-pools"]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return folder, done.stdout
 
 
+@pytest.mark.workers
 def test_show_renders_a_saved_file_exactly_as_run_did(small_run: tuple[Path, str]) -> None:
     folder, stdout = small_run
     shown = offbench("show", str(folder / "run.json"))
@@ -39,6 +44,7 @@ def test_show_renders_a_saved_file_exactly_as_run_did(small_run: tuple[Path, str
     assert shown.stdout == stdout
 
 
+@pytest.mark.workers
 def test_run_markdown_is_a_table_per_workload_with_the_verdict(small_run: tuple[Path, str]) -> None:
     folder, _ = small_run
     text = (folder / "run.md").read_text()
@@ -58,7 +64,9 @@ def test_run_markdown_is_a_table_per_workload_with_the_verdict(small_run: tuple[
 
 
 def test_markdown_escapes_table_syntax() -> None:
-    assert markdown.table(["a|b"], [["x"]]) == "| a\\|b |\n| :--- |\n| x |\n"
+    found = view.Table((), (view.Column("a|b", "left"), view.Column("n")),
+                       (((view.Cell("x|y"), view.Cell("1", "worse")),),))
+    assert markdown.table(found) == "| a\\|b | n |\n| :--- | ---: |\n| x\\|y | **1** |\n"
 
 
 def test_compare_markdown_marks_what_got_worse() -> None:
@@ -71,29 +79,37 @@ def test_compare_markdown_marks_what_got_worse() -> None:
     assert "1 regression(s) beyond 10%" in text
 
 
+@pytest.mark.workers
 def test_pyperf_tools_accept_the_export(small_run: tuple[Path, str], tmp_path: Path) -> None:
     folder, _ = small_run
     path = folder / "run.pyperf.json"
     data = json.loads(path.read_text())
     names = [b["metadata"]["name"] for b in data["benchmarks"]]
-    assert names == ["sleep (duration_ms=10.0)/direct/asyncio/c=1",
-                     "sleep (duration_ms=10.0)/to-thread/asyncio/c=1"]
+    assert names == ["sleep (duration_ms=10.0)/direct/asyncio/c=8",
+                     "sleep (duration_ms=10.0)/to-thread/asyncio/c=8"]
     for tool in (["stats", str(path)], ["hist", str(path)], ["compare_to", str(path), str(path)]):
         done = subprocess.run([sys.executable, "-m", "pyperf", *tool], capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == 0, (tool, done.stderr)
     stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True,
                            text=True, timeout=60).stdout
-    # The values are op latencies of 10 ms sleeps.
-    assert "Mean +- std dev: 10." in stats
+    # The values are the units' mean op latency (concurrency ÷ throughput) of 10 ms sleeps at
+    # c=8: direct runs them one after another (80 ms); to-thread on the default executor's
+    # min(32, CPUs + 4) threads queues 8 calls on them. 15 %: a unit's sleep overshoots by
+    # well under a millisecond, and the host's drift does not stretch a sleep.
+    threads = min(32, (os.cpu_count() or 1) + 4)
+    expected = [80.0, 10.0 * 8 / min(8, threads)]
+    means = [float(m) for m in re.findall(r"Mean \+- std dev: ([0-9.]+) ms", stats)]
+    assert means == pytest.approx(expected, rel=0.15), stats
 
 
-def test_pyperf_values_are_the_parts_op_latency_in_seconds() -> None:
-    run = run_of(cell(), cell(status="error"))
+def test_pyperf_values_are_the_units_op_latency_in_seconds() -> None:
+    run = run_of(cell(throughput=[100.0, 125.0, 50.0]), cell(status="error"))
     suite = pyperf_export.suite(run)
     assert suite is not None
     (bench,) = suite.get_benchmarks()
-    assert bench.get_values() == (0.01,) * 10
+    # One value per unit (a worker process, as pyperf's own runs are): its mean op latency.
+    assert bench.get_values() == pytest.approx((0.010, 0.008, 0.020))
     assert bench.get_unit() == "second"
     assert bench.get_metadata()["offbench_strategy"] == "to-thread"
     assert pyperf_export.suite(run_of(cell(status="error"))) is None
@@ -113,6 +129,7 @@ def test_shipped_schema_is_the_generated_one() -> None:
     )
 
 
+@pytest.mark.workers
 def test_real_output_validates_against_the_schema(small_run: tuple[Path, str]) -> None:
     folder, _ = small_run
     printed = offbench("schema")
@@ -129,13 +146,14 @@ def test_real_output_validates_against_the_schema(small_run: tuple[Path, str]) -
         jsonschema.validate(dict(data, schema_version=results.SCHEMA_VERSION), document)
 
 
-@pytest.mark.slow
-def test_a_whole_quick_run_validates(quick_runs: tuple[Path, Path]) -> None:
+@pytest.mark.workers
+def test_a_whole_quick_run_validates(quick_run: Path, small_runs: tuple[Path, Path]) -> None:
     document = json.loads(schema.shipped())
-    for path in quick_runs:
+    for path in (quick_run, *small_runs):
         jsonschema.validate(json.loads(path.read_text()), document)
 
 
+@pytest.mark.workers
 def test_outputs_are_checked_before_measuring(tmp_path: Path) -> None:
     done = offbench("run", *SMALL, "--pyperf", str(tmp_path / "missing" / "x.json"))
     assert done.returncode == 2

@@ -12,24 +12,13 @@ import pytest
 from offbench.model import histogram, results
 from offbench.model.results import CellResult, RunResult
 from offbench.render import plots
-from tests.test_compare import cell, run_of
+from tests.builders import cell, run_of, synthetic
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def with_lags(base: CellResult, values: list[float]) -> CellResult:
     return msgspec.structs.replace(base, lag_histogram=histogram.encode(values))
-
-
-def synthetic(direct_lag_ms: float = 10.0) -> RunResult:
-    quiet = [0.05 * (1 + i % 20) for i in range(1000)]
-    # A blocking call: every tick lags somewhere up to the call's duration.
-    blocked = [direct_lag_ms * (i + 1) / 1000 for i in range(1000)]
-    cells = [
-        with_lags(cell(strategy, loop=loop), blocked if strategy == "direct" else quiet)
-        for strategy in ("direct", "to-thread", "process-pool") for loop in ("asyncio", "uvloop")
-    ]
-    return run_of(*cells)
 
 
 def series(svg_text: str) -> dict[str, ET.Element]:
@@ -98,7 +87,8 @@ def test_a_baseline_is_drawn_dashed_beside_each_line() -> None:
 
 
 def test_files_without_histograms_are_drawn_from_their_percentiles() -> None:
-    run = run_of(cell("direct"), cell("to-thread"))
+    older = [msgspec.structs.replace(c, lag_histogram=None) for c in (cell("direct"), cell("to-thread"))]
+    run = run_of(*older)
     points = plots.spectrum_points(run.results[0])
     assert [p.percentile for p in points] == [50, 90, 99, 99.9, 100]
     assert "row0:spectrum:asyncio:direct" in series(row_svg(run))
@@ -121,11 +111,11 @@ def test_a_failed_cell_is_named_not_drawn() -> None:
     assert " timeout" in texts(svg)
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_real_runs_direct_sleep_reaches_its_duration_offloaded_sleep_does_not(
-    quick_runs: tuple[Path, Path],
+    quick_run: Path,
 ) -> None:
-    run = results.load(quick_runs[0])
+    run = results.load(quick_run)
     sleep = next(g for g in plots.groups(run) if g.workload == "sleep" and g.concurrency == 1)
     duration = float(sleep.params["duration_ms"])  # type: ignore[arg-type]
     figure = plots.row_figure(run, sleep)
@@ -140,8 +130,8 @@ def test_real_runs_direct_sleep_reaches_its_duration_offloaded_sleep_does_not(
         assert median < duration / 4
 
 
-@pytest.mark.slow
-def test_charts_of_two_real_runs_differ(quick_runs: tuple[Path, Path]) -> None:
-    first, second = (results.load(p) for p in quick_runs)
-    assert row_svg(first) == row_svg(results.load(quick_runs[0]))
+@pytest.mark.workers
+def test_charts_of_two_real_runs_differ(small_runs: tuple[Path, Path]) -> None:
+    first, second = (results.load(p) for p in small_runs)
+    assert row_svg(first) == row_svg(results.load(small_runs[0]))
     assert row_svg(first) != row_svg(second)

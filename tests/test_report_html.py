@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,9 +19,9 @@ from offbench.model import results
 from offbench.model.results import RunResult
 from offbench.render import html as html_report
 from offbench.render import plots
-from tests.run_cli import offbench
-from tests.test_compare import cell, run_of
-from tests.test_plots import series, synthetic
+from tests.builders import cell, run_of, synthetic
+from tests.run_cli import offbench, offbench_here
+from tests.test_plots import series
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -62,6 +63,7 @@ def test_strings_from_a_results_file_are_escaped() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+@pytest.mark.workers
 def test_with_a_baseline_the_page_adds_the_comparison(tmp_path: Path) -> None:
     new = write(tmp_path / "new.json", synthetic(20.0))
     base = write(tmp_path / "base.json", synthetic(10.0))
@@ -76,11 +78,11 @@ def test_with_a_baseline_the_page_adds_the_comparison(tmp_path: Path) -> None:
 
 def test_charts_alone_as_svg_or_png_and_html_by_default_beside_the_results(tmp_path: Path) -> None:
     source = write(tmp_path / "run.json", synthetic())
-    assert offbench("report", source, "-o", str(tmp_path / "c.svg")).returncode == 0
+    assert offbench_here("report", source, "-o", str(tmp_path / "c.svg")).returncode == 0
     ET.fromstring((tmp_path / "c.svg").read_bytes())
-    assert offbench("report", source, "-o", str(tmp_path / "c.png")).returncode == 0
+    assert offbench_here("report", source, "-o", str(tmp_path / "c.png")).returncode == 0
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
-    assert offbench("report", source).returncode == 0
+    assert offbench_here("report", source).returncode == 0
     assert (tmp_path / "run.html").read_text().startswith("<!doctype html>")
 
 
@@ -98,13 +100,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
             "no cell was measured",
     }
     for args, message in cases.items():
-        done = offbench(*args)
+        done = offbench_here(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr
         assert message in done.stderr
     assert set(tmp_path.iterdir()) == {tmp_path / "run.json", old, tmp_path / "empty.json"}
 
 
+@pytest.mark.workers
 def test_without_matplotlib_the_error_says_how_to_install_it(tmp_path: Path) -> None:
     shadow = tmp_path / "shadow" / "matplotlib"
     shadow.mkdir(parents=True)
@@ -127,10 +130,12 @@ def offbench_command() -> list[str]:
     return [sys.executable, "-m", "offbench"]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
-def test_a_real_quick_run_renders_in_headless_chromium(quick_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    first, second = quick_runs
+def test_a_real_quick_run_renders_in_headless_chromium(
+    quick_run: Path, small_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = quick_run, small_runs[0]
     page = tmp_path / "report.html"
     done = offbench("report", str(first), str(second), "-o", str(page))
     assert done.returncode == 0, done.stderr
@@ -152,14 +157,20 @@ def test_a_real_quick_run_renders_in_headless_chromium(quick_runs: tuple[Path, P
 
 
 def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with no network, no profile and its temp files in ``folder``."""
+    """Run headless Chromium with no network, no profile and its files in a short-named temp folder.
+
+    Not in ``folder`` itself: Chromium's singleton socket lives in its TMPDIR, and a Unix socket's
+    path may not pass 107 bytes, which pytest's nested folder names do (the test died with
+    "Socket path too long" in CI). A folder made directly in the tests' TMPDIR is short enough.
+    """
     assert CHROMIUM is not None
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={folder / 'profile'}"]
-    env = {**os.environ, "TMPDIR": str(folder), "HOME": str(folder)}
-    done = subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    with tempfile.TemporaryDirectory(prefix="cr", ignore_cleanup_errors=True) as short:
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--hide-scrollbars", f"--user-data-dir={Path(short) / 'profile'}"]
+        env = {**os.environ, "TMPDIR": short, "HOME": short}
+        done = subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120,
+                              env=env, cwd=folder)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 

@@ -24,6 +24,16 @@ def loop_label(loop: str, python: str) -> str:
     return f"{loop} · {python}" if python else loop
 
 
+def load_label(concurrency: int, rate: float | None) -> str:
+    """Return a cell's load as tables and lines name it: ``c=8``, or a rate cell's ``300/s``."""
+    return f"{format_offered(rate)}/s" if rate is not None else f"c={concurrency}"
+
+
+def format_offered(rate: float) -> str:
+    """Format an offered rate (calls/s) as it was asked for: ``50``, ``2.5``, ``1,200``."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:g}"
+
+
 def format_rate(value: float) -> str:
     """Format operations per second: no decimals from 100 up, thousands separated."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"

@@ -1,1 +1,1 @@
-"""How results are shown: the terminal, markdown, HTML, plots, pyperf files, progress."""
+"""How results are shown: one model (``view``) in frames (terminal, markdown, HTML); charts, pyperf."""

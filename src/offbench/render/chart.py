@@ -1,10 +1,14 @@
-"""Compact terminal charts: per cell, a throughput bar and a loop-lag percentile strip.
+"""Compact terminal charts: per cell, a throughput bar and a loop-lag percentile strip; the knee.
 
 Printed after each workload's table by ``offbench run`` and ``offbench show``. The strip
 spans p50 → max on a log scale shared by every chart of a run, shaded darker where more
 ticks fall (█ p50–p90, ▓ –p99, ▒ –p99.9, ░ –max), with the lag budget marked; whatever
 lies beyond the budget is red. In a terminal that cannot show these characters (rich's
 ``ascii_only``) the chart is drawn with ``# = - .`` instead, and piped it is plain text.
+
+After a workload's rate table, :class:`KneeChart` draws the knee: latency p99 (log)
+against offered rate, a marker per strategy at each rate, the SLO as a dotted line;
+where a strategy gives out its markers climb, and a rate it did not sustain is an ✗.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from offbench.formatting import format_rate, loop_label
+from offbench.formatting import format_offered, format_rate, loop_label
 from offbench.model.results import CellResult, LoopLag
+from offbench.render.rates import KneeSeries
 
 COLUMNS_PER_DECADE = 8
 BAR_WIDTH = 20
@@ -169,3 +174,115 @@ def legend(budget_ms: float, glyphs: Glyphs = UNICODE) -> str:
     return (f"bar: ops/s vs the fastest at that concurrency {dot} lag (log): {z[0]} p50{d}p90 "
             f"{z[1]} {d}p99 {z[2]} {d}p99.9 {z[3]} {d}max {dot} {glyphs.budget} budget {budget_ms:g} ms, "
             "red beyond")
+
+
+KNEE_ROWS_PER_DECADE = 4
+KNEE_WIDTH = 64
+"""Characters the knee's rate axis spans."""
+KNEE_COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "bright_red", "bright_cyan", "bright_magenta")
+
+
+@dataclass(frozen=True)
+class KneeGlyphs:
+    """The characters the knee is drawn with: Unicode, or ASCII for limited terminals."""
+
+    markers: tuple[str, ...]
+    """One per series, in turn."""
+    missed: str
+    """A rate the series did not sustain."""
+    slo: str
+    tick: str
+    rule: str
+    corner: str
+    axis: str
+
+
+KNEE_UNICODE = KneeGlyphs(markers=("●", "■", "▲", "◆", "▼", "★", "✚", "◉"), missed="✗", slo="┄",
+                          tick="┤", rule="│", corner="└", axis="─")
+KNEE_ASCII = KneeGlyphs(markers=("o", "#", "^", "*", "v", "@", "+", "%"), missed="x", slo="-",
+                        tick="+", rule="|", corner="+", axis="-")
+
+
+class KneeChart:
+    """The knee of one workload: latency p99 against offered rate, both on log scales, a marker per series.
+
+    A series is a strategy (at a pool size, on a loop). Where two markers would share a
+    character the later one moves aside by one; rows step a quarter of a decade of latency.
+    """
+
+    def __init__(self, series: Sequence[KneeSeries], slo_ms: float, width: int = KNEE_WIDTH) -> None:
+        self.series = series
+        self.slo_ms = slo_ms
+        self.width = width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """Draw the knee with the glyphs the terminal can show."""
+        g = KNEE_ASCII if options.ascii_only else KNEE_UNICODE
+        rates = sorted({p.rate for s in self.series for p in s.points})
+        values = [p.p99 for s in self.series for p in s.points if p.p99 > 0]
+        if not rates or not values:
+            return
+        low = math.floor(math.log10(max(min(values), MIN_LAG_SHOWN_MS)))
+        high = max(math.ceil(math.log10(max([*values, self.slo_ms]))), low + 1)
+        rows = (high - low) * KNEE_ROWS_PER_DECADE + 1
+        x = RateScale(rates[0], rates[-1], self.width)
+
+        def row_of(ms: float) -> int:
+            return max(0, min(rows - 1, round((math.log10(max(ms, 10.0**low)) - low) * KNEE_ROWS_PER_DECADE)))
+
+        blank = (" ", "")
+        grid: list[list[tuple[str, str]]] = [[blank] * (self.width + 2) for _ in range(rows)]
+        grid[row_of(self.slo_ms)] = [(g.slo, "dim")] * (self.width + 2)
+        for index, found in enumerate(self.series):
+            colour = KNEE_COLOURS[index % len(KNEE_COLOURS)]
+            for point in found.points:
+                cells = grid[row_of(point.p99)]
+                column = x.column(point.rate) + 1
+                free = [c for c in (column, column + 1, column - 1) if cells[c][0] in (" ", g.slo)]
+                glyph = g.markers[index % len(g.markers)] if point.sustained else g.missed
+                cells[free[0] if free else column] = (glyph, colour)
+        yield Text(f"knee: latency p99 against offered rate (log scales; {g.missed} not sustained; "
+                   f"{g.slo * 2} SLO {self.slo_ms:g} ms)", style="dim")
+        for number in range(rows - 1, -1, -1):
+            decade = number % KNEE_ROWS_PER_DECADE == 0
+            label = f"{10.0 ** (low + number // KNEE_ROWS_PER_DECADE):g}" if decade else ""
+            line = Text(f"{label:>7} {g.tick if decade else g.rule}", style="dim")
+            for glyph, style in grid[number]:
+                line.append(glyph, style=style)
+            yield line
+        yield Text(f"{'ms':>7} {g.corner}{g.axis * (self.width + 2)}", style="dim")
+        yield Text(f"{'':9}{x.labels(rates)}  calls/s", style="dim")
+        legend = Text(" " * 9)
+        for index, found in enumerate(self.series):
+            legend.append(g.markers[index % len(g.markers)], style=KNEE_COLOURS[index % len(KNEE_COLOURS)])
+            capacity = f" (capacity {format_offered(found.capacity)}/s)" if found.capacity is not None else ""
+            legend.append(f" {found.label}{capacity}  ")
+        yield legend
+
+
+@dataclass(frozen=True)
+class RateScale:
+    """The knee's rate axis: a log scale from ``low`` to ``high`` calls/s over ``width`` characters."""
+
+    low: float
+    high: float
+    width: int
+
+    def column(self, rate: float) -> int:
+        """Return the character column of ``rate`` (the middle when the axis is one rate)."""
+        span = math.log10(self.high / self.low)
+        if span <= 0:
+            return self.width // 2
+        return round(math.log10(rate / self.low) / span * (self.width - 1))
+
+    def labels(self, rates: Sequence[float]) -> str:
+        """Return the axis labels: each offered rate where it fits (a rate cell sweep), else whole decades."""
+        line = [" "] * (self.width + 8)
+        shown = rates if len(rates) <= 8 else [10.0**k for k in range(math.ceil(math.log10(self.low)),
+                                                                     math.floor(math.log10(self.high)) + 1)]
+        for rate in shown:
+            text = format_offered(rate)
+            start = max(0, self.column(rate) + 1 - len(text) // 2)
+            if all(c == " " for c in line[max(0, start - 1): start + len(text) + 1]):
+                line[start: start + len(text)] = text
+        return "".join(line).rstrip()

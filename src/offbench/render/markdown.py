@@ -1,80 +1,82 @@
-"""GitHub-flavoured markdown of a run or a comparison, fit for ``$GITHUB_STEP_SUMMARY``.
+"""The markdown frame: a :class:`~offbench.render.view.View` as GitHub-flavoured markdown.
 
-The cells are the very strings the terminal tables show (:mod:`offbench.render.terminal`
-makes them); only the frame differs, so a CI summary reads like the terminal.
+Fit for ``$GITHUB_STEP_SUMMARY``: the cells are the very strings the terminal shows,
+so a CI summary reads like the terminal. Markdown has no colour, so of the tones only
+two show: ``strong`` and ``worse`` (what got worse) are bold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from offbench import formatting
-from offbench.judge.compare import Comparison, Pair
+from offbench.judge.compare import Comparison
 from offbench.model.results import RunResult
-from offbench.render import terminal as report
+from offbench.render import view
+from offbench.render.view import Cell, Notes, Section, Table, Verdicts, View
+
+EMPHASIS = {"strong", "worse"}
+"""The tones markdown shows, in bold."""
 
 
 def run(result: RunResult) -> str:
-    """Return a run as markdown: a table per workload, the verdicts, and the summary."""
-    parts = [f"## offbench run{_scenario(result)}\n"]
-    for workload, params in report.workloads_of(result):
-        rows = report.workload_rows(result, workload, params)
-        best = report.best_cells(rows, result.settings.lag_budget_ms)
-        parts.append(f"### {_escape(formatting.workload_label(workload, params))}\n")
-        parts.append(
-            table(
-                [header for header, _ in report.COLUMNS],
-                [_escaped(report.row_cells(r, report.baseline(rows, r), r in best)) for r in rows],
-                right_from=2,
-            )
-        )
-        parts.append(f"<sub>{_escape(report.table_caption(result))}</sub>\n")
-        split = report.breakdown_rows(result, workload, params)
-        if split:
-            parts.append(f"**{_escape(report.BREAKDOWN_TITLE.capitalize())}**\n")
-            parts.append(table(list(report.BREAKDOWN_HEADERS), [_escaped(r) for r in split], right_from=2))
-            parts.append(f"<sub>{_escape(report.BREAKDOWN_CAPTION)}</sub>\n")
-        checked = report.utilisation_lines(result, workload, params)
-        if checked:
-            parts.append("".join(f"- {_escape(line)}\n" for line in checked))
-        evidence = report.stall_lines(result, workload, params)
-        if evidence:
-            bullets = "".join(f"- {_escape(line)}\n" for line in evidence[1:])
-            parts.append(f"**{_escape(evidence[0])}**\n\n{bullets}")
-    costs = report.pool_cost_rows(result)
-    if costs:
-        parts.append(f"### {_escape(report.POOL_COST_TITLE.capitalize())}\n")
-        parts.append(table(report.pool_cost_headers(result), [_escaped(r) for r in costs], right_from=2))
-        parts.append(f"<sub>{_escape(report.pool_cost_caption(result))}</sub>\n")
-        parts.append("".join(f"- {_escape(line)}\n" for line in report.steady_state_lines(result)))
-    if result.verdicts:
-        parts.append(_verdicts(result))
-    parts.append(_lines(report.summary(result).plain.splitlines()))
-    return "\n".join(parts)
+    """Return a run as markdown: a section per workload, the pool costs, the verdicts, and the summary."""
+    return render(view.of_run(result))
 
 
 def comparison(found: Comparison, fail_on_regression: float | None = None) -> str:
     """Return a comparison as markdown: a table per workload, then the tally."""
-    parts = [f"## offbench compare: {_escape(report.comparison_title(found))}\n"]
-    for label, pairs in report.comparison_groups(found):
-        parts.append(f"### {_escape(label)}\n")
-        parts.append(
-            table(
-                list(report.COMPARISON_HEADERS),
-                [_bold_if_slower(report.comparison_row(found, p), p) for p in pairs],
-                right_from=2,
-            )
-        )
-    parts.append(_lines(report.comparison_tally(found, fail_on_regression)))
+    return render(view.of_comparison(found, fail_on_regression))
+
+
+def render(shown: View) -> str:
+    """Return a view as markdown: its title, each section under a heading, then the closing lines."""
+    parts = [f"## {_escape(shown.title)}\n"]
+    for section in shown.sections:
+        if section.blocks:
+            parts.extend(_section(section))
+    if shown.closing:
+        # The tally is a block of lines (a hard break each): its tones are colours, which markdown lacks.
+        plain = "\n".join("".join(cell.text for cell in line) for line in shown.closing)
+        parts.append("\n".join(f"{_escape(line)}  " for line in plain.splitlines()) + "\n")
     return "\n".join(parts)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right_from: int | None = None) -> str:
-    """Return a GFM table of already escaped cells; columns from ``right_from`` on align right."""
-    align = [
-        "---:" if right_from is not None and i >= right_from else ":---" for i in range(len(headers))
-    ]
-    lines = [_row(_escaped(headers)), _row(align), *(_row(r) for r in rows)]
+def _section(section: Section) -> list[str]:
+    if isinstance(section.blocks[0], Verdicts):
+        return [_verdicts(section.heading, section.blocks[0])]
+    parts = [f"### {_escape(section.heading)}\n"]
+    for index, block in enumerate(section.blocks):
+        if isinstance(block, Table):
+            if index and block.title:
+                title = "".join(cell.text for cell in block.title)
+                parts.append(f"**{_escape(title[:1].upper() + title[1:])}**\n")
+            parts.append(table(block))
+            if block.caption and block.caption_in_documents:
+                parts.append(f"<sub>{_escape(block.caption)}</sub>\n")
+        elif isinstance(block, Notes):
+            bullets = "".join(f"- {_escape(line)}\n" for line in block.lines)
+            parts.append(f"**{_escape(block.heading)}**\n\n{bullets}" if block.heading else bullets)
+    return parts
+
+
+def table(found: Table) -> str:
+    """Return a GFM table: escaped cells, left or right aligned as the columns say."""
+    align = [":---" if column.justify == "left" else "---:" for column in found.columns]
+    lines = [_row(_escape(column.header) for column in found.columns), _row(align),
+             *(_row(_cell(cell) for cell in row) for row in found.rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(cell: Cell) -> str:
+    text = _escape(cell.text)
+    return f"**{text}**" if cell.tone in EMPHASIS and text else text
+
+
+def _verdicts(heading: str, found: Verdicts) -> str:
+    lines = [f"### {_escape(heading)}\n"]
+    for verdict in found.verdicts:
+        lines.append(f"- **{_escape(verdict.label)}**: {_escape(verdict.headline.text)}")
+        lines.extend(f"  - {_escape(line.text)}" for line in verdict.lines)
     return "\n".join(lines) + "\n"
 
 
@@ -82,42 +84,6 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _escaped(cells: Iterable[str]) -> list[str]:
-    return [_escape(c) for c in cells]
-
-
 def _escape(text: str) -> str:
     """Escape what markdown would read as table syntax or emphasis."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
-
-
-def _bold_if_slower(cells: list[str], pair: Pair) -> list[str]:
-    """Escape a comparison row and embolden what got worse."""
-    marked = _escaped(cells)
-    for index, change in ((4, pair.throughput), (6, pair.lag_p99)):
-        if change is not None and change.direction == "slower":
-            marked[index] = f"**{marked[index]}**"
-    if pair.status in ("now failing", "both failing"):
-        marked[3] = f"**{marked[3]}**"
-    return marked
-
-
-def _verdicts(result: RunResult) -> str:
-    lines = [f"### Verdict (best throughput with loop lag p99 ≤ {result.settings.lag_budget_ms:g} ms)\n"]
-    for verdict in result.verdicts:
-        label = report.verdict_label(verdict)
-        lines.append(f"- **{_escape(label)}**: {_escape(verdict.text)}")
-        lines.extend(f"  - ⚠ {_escape(warning)}" for warning in verdict.warnings)
-        for candidate in verdict.candidates:
-            if candidate != verdict.winner:
-                name = formatting.strategy_label(candidate.strategy, candidate.max_workers)
-                lines.append(f"  - {_escape(name)}: {_escape(candidate.reason)}")
-    return "\n".join(lines) + "\n"
-
-
-def _scenario(result: RunResult) -> str:
-    return f" ({_escape(result.settings.scenario)})" if result.settings.scenario else ""
-
-
-def _lines(lines: Iterable[str]) -> str:
-    return "\n".join(f"{_escape(line)}  " for line in lines) + "\n"

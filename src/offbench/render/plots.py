@@ -8,6 +8,12 @@ Given a baseline run, its spectra are drawn dashed and its throughputs as hollow
 diamonds. Each series carries an SVG id, ``<row>:<kind>:<loop>:<strategy>``, so the
 structure can be checked (and styled) without reading pixels.
 
+A workload with rate cells (``--rate``) also gets its knee (:func:`knee_figure`):
+latency from intended start against offered rate, both on log axes, a line of p99 per
+strategy (and loop) with its p50–p99.9 band, ✕ where the rate was not sustained, the
+SLO dotted and each capacity (``--rate auto``) a dotted vertical; ids
+``knee:<strategy · loop>`` (``:band``, ``:missed``, ``:capacity``).
+
 Figures are built with :class:`matplotlib.figure.Figure` directly, never pyplot: no
 GUI backend, no global state. SVG output is deterministic (fixed hash salt, no date).
 """
@@ -29,7 +35,7 @@ from offbench.judge.compare import key_of
 from offbench.model import histogram
 from offbench.model.params import Params
 from offbench.model.results import CellResult, LoopLag, RunResult
-from offbench.render import terminal as report
+from offbench.render import rates, texts
 from offbench.render.chart import MIN_LAG_SHOWN_MS
 
 if TYPE_CHECKING:
@@ -84,7 +90,7 @@ class Group:
 
     def cells(self, run: RunResult) -> list[CellResult]:
         """Return the row's cells in the order of the workload's table (strategy, pool size, loop)."""
-        rows = report.workload_rows(run, self.workload, self.params)
+        rows = texts.workload_rows(run, self.workload, self.params)
         return [r for r in rows if r.concurrency == self.concurrency]
 
 
@@ -92,8 +98,8 @@ def groups(run: RunResult) -> list[Group]:
     """Return the rows of charts of a run: each workload in measured order, its concurrencies rising."""
     rows = [
         (workload, params, level)
-        for workload, params in report.workloads_of(run)
-        for level in sorted({r.concurrency for r in report.workload_rows(run, workload, params)})
+        for workload, params in texts.workloads_of(run)
+        for level in sorted({r.concurrency for r in texts.workload_rows(run, workload, params)})
     ]
     return [Group(w, p, c, i) for i, (w, p, c) in enumerate(rows)]
 
@@ -103,10 +109,11 @@ def loops_of(run: RunResult) -> list[str]:
 
     Under ``--python`` each loop and interpreter is one: ``asyncio · 3.13.0``.
     """
-    present = {_where(r) for r in run.results}
+    present = list(dict.fromkeys(_where(r) for r in run.results))
     pythons = [p.label for p in run.settings.pythons] or [""]
     order = [loop_label(loop, python) for loop in run.settings.loops for python in pythons]
-    return [name for name in order if name in present]
+    # A cell whose loop the settings do not name (a file put together by hand) comes last.
+    return [name for name in order if name in present] + [name for name in present if name not in order]
 
 
 def _where(cell: CellResult) -> str:
@@ -137,14 +144,17 @@ def run_figure(run: RunResult, base: RunResult | None = None) -> Figure:
     from matplotlib.figure import Figure
 
     rows = groups(run)
-    columns = len(loops_of(run)) + 1
+    knees = [(w, p) for w, p in texts.workloads_of(run) if rates.knee(run, w, p)]
+    columns = max(len(loops_of(run)) + 1, 2) if rows else 2
     with _style():
-        figure = Figure(figsize=(COLUMN_WIDTH_IN * columns, ROW_HEIGHT_IN * len(rows)),
+        figure = Figure(figsize=(COLUMN_WIDTH_IN * columns, ROW_HEIGHT_IN * (len(rows) + len(knees))),
                         layout="constrained")
-        if rows:
-            for subfigure, group in zip(figure.subfigures(len(rows), 1, squeeze=False)[:, 0], rows,
-                                        strict=True):
+        if rows or knees:
+            subfigures = figure.subfigures(len(rows) + len(knees), 1, squeeze=False)[:, 0]
+            for subfigure, group in zip(subfigures, rows, strict=False):
                 draw_row(subfigure, run, group, base)
+            for subfigure, (workload, params) in zip(subfigures[len(rows):], knees, strict=True):
+                draw_knee(subfigure.subplots(), run, workload, params)
     return figure
 
 
@@ -242,7 +252,7 @@ def draw_throughput(ax: Axes, group: Group, cells: Sequence[CellResult], loops: 
         hatch = "////" if loops.index(_where(cell)) % 2 else None
         ax.barh(y, cell.throughput_ops_s, height=height * 0.9, color=colours[label], alpha=0.75,
                 hatch=hatch, edgecolor="white", gid=gid)
-        parts = cell.samples.throughput_ops_s if cell.samples else []
+        parts = [unit.throughput_ops_s for unit in cell.units]
         ax.plot(parts, [y] * len(parts), linestyle="none", marker="o", markersize=2.2, color="0.15",
                 gid=f"{gid}:parts")
         before = base.get(_key(cell))
@@ -263,14 +273,71 @@ def _throughput_title(loops: Sequence[str], base: dict[bytes, CellResult]) -> st
 
 def palette(cells: Sequence[CellResult]) -> dict[str, str]:
     """Return a colour per strategy label: the same strategy has the same colour in every row."""
-    from offbench import strategies
-    names = list(dict.fromkeys([*strategies.names(), *(c.strategy for c in cells)]))
+    names = _strategy_order([c.strategy for c in cells])
     colours: dict[str, str] = {}
     for cell in cells:
-        label = strategy_label(cell.strategy, cell.max_workers)
-        index = names.index(cell.strategy) + 3 * (cell.max_workers is not None)
-        colours.setdefault(label, f"C{index % 10}")
+        colours.setdefault(strategy_label(cell.strategy, cell.max_workers),
+                           _colour(names, cell.strategy, cell.max_workers))
     return colours
+
+
+def _strategy_order(found: Sequence[str]) -> list[str]:
+    from offbench import strategies
+    return list(dict.fromkeys([*strategies.names(), *found]))
+
+
+def _colour(names: Sequence[str], strategy: str, max_workers: int | None) -> str:
+    return f"C{(names.index(strategy) + 3 * (max_workers is not None)) % 10}"
+
+
+def knee_figure(run: RunResult, workload: str, params: Params) -> Figure:
+    """Return one workload's knee: latency from intended start against offered rate, a line per strategy."""
+    from matplotlib.figure import Figure
+
+    with _style():
+        figure = Figure(figsize=(COLUMN_WIDTH_IN * 1.6, ROW_HEIGHT_IN), layout="constrained")
+        draw_knee(figure.subplots(), run, workload, params)
+    return figure
+
+
+def draw_knee(ax: Axes, run: RunResult, workload: str, params: Params) -> None:
+    """Draw one workload's knee into ``ax`` (:func:`knee_figure`)."""
+    series = rates.knee(run, workload, params)
+    names = _strategy_order([s.strategy for s in series])
+    slo = run.settings.slo_ms
+    for found in series:
+        _knee_line(ax, found, _colour(names, found.strategy, found.max_workers))
+    ax.axhline(slo, color="0.35", linestyle=":", linewidth=1, gid="knee:slo")
+    ax.annotate(f"SLO {slo:g} ms", (1.0, slo), xycoords=("axes fraction", "data"), ha="right",
+                va="bottom", fontsize=7, color="0.35")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered rate (calls/s)")
+    ax.set_ylabel("latency from intended start (ms)")
+    ax.set_title(f"{workload_label(workload, params)}: latency p99 (band p50–p99.9) against offered rate;"
+                 " ✕ not sustained", loc="left")
+    ax.grid(True, which="major", color="0.9", linewidth=0.6)
+    ax.xaxis.set_major_formatter(_ms_formatter())
+    ax.yaxis.set_major_formatter(_ms_formatter())
+    if series:
+        ax.legend(frameon=False, fontsize=8)
+
+
+def _knee_line(ax: Axes, found: rates.KneeSeries, colour: str) -> None:
+    """Draw one series of the knee: its p99 line, its p50–p99.9 band, ✕ where not sustained, its capacity."""
+    gid = f"knee:{found.label}"
+    ax.plot([p.rate for p in found.points], [p.p99 for p in found.points], color=colour, marker="o",
+            markersize=3.5, linewidth=1.6, label=found.label, gid=gid)
+    band = [(p.rate, p.p50, p.p999) for p in found.points if p.p50 is not None and p.p999 is not None]
+    if band:
+        xs, lows, highs = zip(*band, strict=True)
+        ax.fill_between(xs, lows, highs, color=colour, alpha=0.12, linewidth=0, gid=f"{gid}:band")
+    missed = [p for p in found.points if not p.sustained]
+    if missed:
+        ax.plot([p.rate for p in missed], [p.p99 for p in missed], linestyle="none", marker="x", markersize=7,
+                color=colour, gid=f"{gid}:missed")
+    if found.capacity is not None:
+        ax.axvline(found.capacity, color=colour, linestyle=":", linewidth=1, gid=f"{gid}:capacity")
 
 
 def svg(figure: Figure) -> str:

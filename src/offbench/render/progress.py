@@ -18,14 +18,13 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
-from offbench.formatting import loop_label
+from offbench.formatting import load_label, loop_label, strategy_label
 from offbench.model.cells import CellSpec
 from offbench.model.results import CellResult
 from offbench.model.settings import Interpreter
-from offbench.render.terminal import cell_line
+from offbench.render.texts import cell_line
 
 
 class RunProgress:
@@ -38,15 +37,16 @@ class RunProgress:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("units"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             console=console,
             auto_refresh=False,
             transient=True,
             disable=not self.live,
         )
-        self.task = self.progress.add_task("starting", total=None)
+        self.task = self.progress.add_task("starting", total=None, eta="–")
+        self.cells_done = 0
 
     def __enter__(self) -> RunProgress:
         self.progress.start()
@@ -60,24 +60,37 @@ class RunProgress:
     ) -> None:
         self.progress.stop()
 
-    def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
-        """Show which cell runs now."""
+    def round_started(self, index: int, cells: int) -> None:
+        """Without a terminal, log the start of each round on a line of its own."""
+        if not self.live:
+            self.console.print(f"round {index + 1}: {cells} cell{'s' * (cells != 1)}", markup=False)
+
+    def unit_started(self, done: int, planned: int, cell: CellSpec, round_index: int) -> None:
+        """Show which cell a unit measures now, and in which round."""
         loop = loop_label(cell.loop, cell.python)
-        where = f"{cell.workload} · {cell.strategy} · {loop} · c={cell.concurrency}"
-        self.progress.update(self.task, total=total, completed=index, description=escape(where))
+        strategy = strategy_label(cell.strategy, cell.max_workers)
+        where = (f"round {round_index + 1} · {cell.workload} · {strategy} · {loop} · "
+                 f"{load_label(cell.concurrency, cell.rate)}")
+        self.progress.update(self.task, total=planned, completed=done, description=escape(where))
+        self.progress.refresh()
+
+    def unit_finished(self, done: int, planned: int, seconds_left: float | None) -> None:
+        """Advance the bar, and show the runner's estimate of the time left (it knows each cell's units)."""
+        eta = "–" if seconds_left is None else _clock(seconds_left)
+        self.progress.update(self.task, total=planned, completed=done, eta=eta)
         self.progress.refresh()
 
     def cell_finished(self, index: int, total: int, result: CellResult) -> None:
-        """Advance the bar; without a terminal, log the cell's outcome on one line."""
-        self.progress.update(self.task, completed=index + 1)
-        self.progress.refresh()
+        """Without a terminal, log a cell's outcome on one line when it gets no more units."""
+        self.cells_done += 1
         if not self.live:
+            units = f" ({len(result.units)} units, {result.stopped})" if result.ok else ""
             self.console.print(
-                f"[{index + 1}/{total}] {cell_line(result)}", markup=False, soft_wrap=True
+                f"[{self.cells_done}/{total}] {cell_line(result)}{units}", markup=False, soft_wrap=True
             )
 
     def waiting(self) -> None:
-        """Redraw the elapsed time and ETA while a cell runs."""
+        """Redraw the elapsed time while a unit runs."""
         self.progress.refresh()
 
     def checking(self, strategy: str, loop: str) -> None:
@@ -95,7 +108,22 @@ class RunProgress:
         if not self.live:
             self.console.print(f"measuring pool costs: {', '.join(pools)}{where}", markup=False)
 
+    def searching(self, cell: CellSpec, probe: int) -> None:
+        """Show which strategy's capacity is being searched, at which rate; without a terminal, log it."""
+        where = (f"capacity · {cell.workload} · {strategy_label(cell.strategy, cell.max_workers)} · "
+                 f"{loop_label(cell.loop, cell.python)} · {load_label(cell.concurrency, cell.rate)}")
+        self.progress.update(self.task, description=escape(where))
+        self.progress.refresh()
+        if not self.live and probe == 0:
+            self.console.print(f"searching capacity: {where.removeprefix('capacity · ')}", markup=False)
+
     def installing(self, python: Interpreter) -> None:
         """Say that a venv is being made for ``python`` (the first time only), on a line of its own."""
         self.console.print(f"preparing a venv for {python.given} (Python {python.label}, first time only)…",
                            markup=False, highlight=False)
+
+
+def _clock(seconds: float) -> str:
+    """Format a duration as ``0:01:23``."""
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -12,7 +12,7 @@ import io
 
 import pyperf
 
-from offbench.formatting import strategy_label, workload_label
+from offbench.formatting import load_label, strategy_label, workload_label
 from offbench.model.results import CellResult, RunResult
 
 
@@ -24,7 +24,8 @@ def benchmark_name(result: CellResult) -> str:
     python = f"/{result.python}" if result.python else ""
     return (
         f"{workload_label(result.workload, result.params)}/"
-        f"{strategy_label(result.strategy, result.max_workers)}/{result.loop}{python}/c={result.concurrency}"
+        f"{strategy_label(result.strategy, result.max_workers)}/{result.loop}{python}/"
+        f"{load_label(result.concurrency, result.rate)}"
     )
 
 
@@ -49,10 +50,14 @@ def dumps(run: RunResult) -> bytes | None:
 
 
 def op_latencies_s(result: CellResult) -> list[float]:
-    """Return the mean op latency of each part of the window that completed a call, in seconds."""
-    if not result.ok or result.samples is None:
+    """Return the mean op latency of each unit (worker process) that completed a call, in seconds.
+
+    Units are independent runs, as pyperf's worker processes are: one value each.
+    """
+    if not result.ok:
         return []
-    return [ms / 1000 for ms in result.samples.op_latency_mean_ms if ms is not None and ms > 0]
+    return [u.op_latency_mean_ms / 1000 for u in result.units
+            if u.op_latency_mean_ms is not None and u.op_latency_mean_ms > 0]
 
 
 def _metadata(run: RunResult, r: CellResult) -> dict[str, str | int | float]:
@@ -61,9 +66,7 @@ def _metadata(run: RunResult, r: CellResult) -> dict[str, str | int | float]:
     metadata: dict[str, str | int | float] = {
         "name": benchmark_name(r),
         "unit": "second",
-        "description": f"offbench cell: op latency per {r.samples.part_s:g} s part of the window"
-        if r.samples
-        else "offbench cell",
+        "description": "offbench cell: mean op latency of each unit (a worker process, one per round)",
         "date": run.created,
         "python_version": python.version if python else machine.python_version,
         "python_implementation": (python.implementation if python else machine.python_implementation).lower(),
@@ -81,6 +84,8 @@ def _metadata(run: RunResult, r: CellResult) -> dict[str, str | int | float]:
     }
     if r.max_workers is not None:
         metadata["offbench_max_workers"] = r.max_workers
+    if r.rate is not None:
+        metadata["offbench_rate_ops_s"] = r.rate
     if r.loop_lag_ms is not None:
         metadata["offbench_lag_p99_ms"] = r.loop_lag_ms.p99
     if r.breakdown_ms is not None:
