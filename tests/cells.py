@@ -1,4 +1,4 @@
-"""Measure one real cell for a test: a short window in fresh worker processes."""
+"""Measure one real cell for a test: a short fixed window in fresh worker processes, one after the other."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ def measure(
     workload: str = "sleep",
     params: Params | None = None,
     max_workers: int | None = None,
-    processes: int = 1,
+    units: int = 1,
     payload_bytes: int = 0,
+    duration_s: float | None = 0.5,
+    warmup_s: float | None = 0.1,
     timeout_s: float = 60.0,
 ) -> CellResult:
     """Run ``workload`` (a 10 ms sleep unless told) through ``strategy``; fail unless it measured."""
@@ -28,13 +30,12 @@ def measure(
         loop=loop,
         concurrency=concurrency,
         max_workers=max_workers,
-        duration_s=0.5,
-        warmup_s=0.1,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
         probe_interval_ms=1.0,
         stall_threshold_ms=10.0,
-        processes=processes,
         payload_bytes=payload_bytes,
     )
-    result = runner.run_cell(cell, timeout_s=timeout_s)
+    result = runner.run_cell(cell, timeout_s=timeout_s, units=units)
     assert result.ok, result.error
     return result

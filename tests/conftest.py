@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.run_cli import offbench
+from tests.run_cli import SMALL_RUN, offbench
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,24 +23,30 @@ def pytest_configure(config: pytest.Config) -> None:
     The leak check compares that directory before and after each test: other programs
     on the machine writing to the system's ``/tmp`` meanwhile cannot fail a test.
     """
+    cache = tempfile.mkdtemp(prefix="offbench-tests-cache-")
     private = tempfile.mkdtemp(prefix="offbench-tests-")
-    config.stash[_PRIVATE_TMP] = (private, os.environ.get("TMPDIR"))
+    config.stash[_PRIVATE_TMP] = (private, os.environ.get("TMPDIR"), cache, os.environ.get("OFFBENCH_CACHE"))
     os.environ["TMPDIR"] = private
     tempfile.tempdir = private
+    # offbench's cache (semantics findings, venvs) of the session's own: a test never reads
+    # what an earlier session or the user's own runs left there.
+    os.environ["OFFBENCH_CACHE"] = cache
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Put the system's temporary directory back and remove the session's own."""
-    private, previous = config.stash[_PRIVATE_TMP]
-    if previous is None:
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = previous
+    private, previous, cache, previous_cache = config.stash[_PRIVATE_TMP]
+    for name, value in (("TMPDIR", previous), ("OFFBENCH_CACHE", previous_cache)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     tempfile.tempdir = None
     shutil.rmtree(private, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
 
 
-_PRIVATE_TMP = pytest.StashKey[tuple[str, str | None]]()
+_PRIVATE_TMP = pytest.StashKey[tuple[str, str | None, str, str | None]]()
 
 
 def _sockets(me: psutil.Process) -> set[int]:
@@ -55,6 +62,23 @@ def _temporary() -> set[str]:
     """Entries of the temporary directory, but pytest's own (tmp_path lives there)."""
     folder = Path(tempfile.gettempdir())
     return {p.name for p in folder.iterdir() if not p.name.startswith("pytest-of-")}
+
+
+@pytest.fixture(autouse=True)
+def fast_tier_starts_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse to start a process in a test not marked ``workers``: the fast tier must stay in-process.
+
+    A test that needs a worker, a check child or the CLI says so with ``pytest.mark.workers``
+    (or a module's ``pytestmark``); ``pytest -m 'not workers'`` then runs in well under a minute.
+    """
+    if request.node.get_closest_marker("workers") is not None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it pytest.mark.workers")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(autouse=True)
@@ -86,18 +110,27 @@ def no_leaks() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Run the whole default matrix with ``--quick`` twice; return the two results files.
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run the whole default matrix with ``--quick`` once per test session; return its results file.
 
-    Each run's terminal output is saved beside its file (``.txt``) and its exit code must
-    be 0. The slow tests share these two runs instead of measuring their own.
+    Its terminal output is saved beside it (``.txt``) and its exit code must be 0. The tests
+    that need a real run of everything share this one instead of measuring their own.
     """
-    folder = tmp_path_factory.mktemp("quick")
+    path = tmp_path_factory.mktemp("quick") / "quick.json"
+    done = offbench("run", "--quick", "-o", str(path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    path.with_suffix(".txt").write_text(done.stdout)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Run :data:`SMALL_RUN` twice, one after the other: two runs of identical code to compare."""
+    folder = tmp_path_factory.mktemp("small")
     paths = []
     for name in ("first", "second"):
         path = folder / f"{name}.json"
-        done = offbench("run", "--quick", "-o", str(path))
+        done = offbench(*SMALL_RUN, "-o", str(path))
         assert done.returncode == 0, done.stderr[-2000:]
-        path.with_suffix(".txt").write_text(done.stdout)
         paths.append(path)
     return paths[0], paths[1]

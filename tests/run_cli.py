@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
+
+from offbench import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+
+SMALL_RUN = ("run", "-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-c", "8",
+             "--quick", "--no-pool-costs", "--no-semantics")
+"""A run small enough to repeat: a 10 ms sleep on the loop and through to-thread (5 cells, one sized)."""
 
 
 def offbench(*args: str, cwd: Path | None = ROOT) -> subprocess.CompletedProcess[str]:
@@ -33,4 +42,46 @@ def start_offbench(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "offbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, cwd=ROOT, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+PROCESS_WIDE = ("install_stop_signals", "adopt_orphans", "sweep_stale_scratch", "raise_open_files_limit")
+"""What ``cli.main`` sets up for the whole process: left out when it runs in a test's."""
+
+
+def offbench_here(*args: str, cwd: Path | None = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the offbench command line in this process, as :func:`offbench` would in a child.
+
+    For what needs no worker (refusals, ``show``, ``compare``, ``report``, ``list``): a
+    child costs a second of imports. ``main``'s process-wide set-up (signal handlers, the
+    child subreaper, the sweep of old scratch folders, the open-files limit) is left out,
+    and ``sys.path``, the signal handlers and the working directory are put back after.
+    """
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    path, here = list(sys.path), os.getcwd()
+    code = 0
+    with contextlib.ExitStack() as undo:
+        undo.enter_context(mock.patch.dict(os.environ, {"COLUMNS": ""}))
+        os.environ.pop("COLUMNS")
+        for name in PROCESS_WIDE:
+            undo.enter_context(mock.patch.object(cli, name, return_value=None))
+        undo.enter_context(contextlib.redirect_stdout(stdout))
+        undo.enter_context(contextlib.redirect_stderr(stderr))
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            cli.main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os.chdir(here)
+            sys.path[:] = path
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+    return subprocess.CompletedProcess(
+        ["offbench", *args], code, out.getvalue().decode("utf-8", "replace"),
+        err.getvalue().decode("utf-8", "replace"),
     )

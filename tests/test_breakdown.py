@@ -21,13 +21,13 @@ from offbench.measure import breakdown, calls, worker
 from offbench.measure.wire import Measurement
 from offbench.model.cells import CellSpec
 from offbench.model.params import Params
-from offbench.model.results import Breakdown, CellResult, Quantiles, Samples
+from offbench.model.results import Breakdown, CellResult, Quantiles
 from offbench.render import markdown
 from offbench.render import terminal as report
-from offbench.run.aggregate import cell_result
+from offbench.run.aggregate import cell_result, unit
 from offbench.stats import percentile
+from tests.builders import cell, run_of
 from tests.cells import measure
-from tests.test_compare import cell, run_of
 
 SLEEP_MS = 20.0
 SLEEP: Params = {"duration_ms": SLEEP_MS}
@@ -38,6 +38,7 @@ def parts(result: CellResult) -> Breakdown:
     return result.breakdown_ms
 
 
+@pytest.mark.workers
 def test_to_thread_queues_beyond_the_default_executor_and_executor_per_call_does_not() -> None:
     # 2-3x the default executor's threads: most calls wait for one to come free.
     concurrency = int(2.5 * strategies.default_executor_workers())
@@ -53,6 +54,7 @@ def test_to_thread_queues_beyond_the_default_executor_and_executor_per_call_does
     assert 15 < own.run.p50 < 40, own
 
 
+@pytest.mark.workers
 def test_hop_back_is_near_zero_on_an_idle_loop() -> None:
     alone = parts(measure("to-thread", concurrency=1, params=SLEEP))
     assert alone.hop_back.p50 < 2, alone
@@ -102,10 +104,12 @@ def test_hop_back_grows_when_the_loop_is_busy() -> None:
     assert busy[-1] <= HOG_BLOCK_S * 1000 * 3, busy
 
 
+@pytest.mark.workers
 def test_direct_has_no_breakdown() -> None:
     assert measure("direct", params={"duration_ms": 1.0}).breakdown_ms is None
 
 
+@pytest.mark.workers
 def test_process_pool_splits_across_processes() -> None:
     # perf_counter_ns is CLOCK_MONOTONIC on Linux: the pool process's stamps compare.
     split = parts(measure("process-pool", concurrency=1, params=SLEEP, max_workers=1))
@@ -148,20 +152,23 @@ def test_breakdown_pools_processes_and_skips_unsplit_ones() -> None:
     )
 
     def raw(splits: list[tuple[float, float, float]] | None) -> Measurement:
-        samples = Samples(part_s=0.1, throughput_ops_s=[1.0], lag_p99_ms=[0.1], op_latency_mean_ms=[1.0])
         return Measurement(
-            elapsed_s=1.0, latencies_ms=[1.0], splits_ms=splits, lags_ms=[0.1], lag_samples_raw=1,
-            stalled_s=0.0, blocked_s=0.0, samples=samples, startup_s=0.0, loop_version="",
+            elapsed_s=1.0, throughput_ops_s=1.0, latencies_ms=[1.0], splits_ms=splits, lags_ms=[0.1],
+            lag_samples_raw=1, stalled_s=0.0, blocked_s=0.0, startup_s=0.0, loop_version="",
             details={}, worker_pid=1,
         )
 
-    pooled = cell_result(cell, [raw([(1.0, 20.0, 0.1)]), raw([(3.0, 20.0, 0.3)])]).breakdown_ms
+    def pooled_of(*found: Measurement) -> CellResult:
+        units = [unit(m, i, float(i), None) for i, m in enumerate(found)]
+        return cell_result(cell, list(found), units, [1.0] * len(found), "fixed")
+
+    pooled = pooled_of(raw([(1.0, 20.0, 0.1)]), raw([(3.0, 20.0, 0.3)])).breakdown_ms
     assert pooled is not None
     assert (pooled.queue_wait.p50, pooled.run.p50, pooled.run.p99) == (2.0, 20.0, 20.0)
     assert pooled.queue_wait.p99 == pytest.approx(2.98)
     assert pooled.hop_back.p50 == pytest.approx(0.2)
     assert pooled.hop_back.p99 == pytest.approx(0.298)
-    assert cell_result(cell, [raw(None)]).breakdown_ms is None
+    assert pooled_of(raw(None)).breakdown_ms is None
 
 
 def test_results_without_the_field_load() -> None:

@@ -17,6 +17,8 @@ from offbench import __version__
 from offbench.model import results
 from tests.run_cli import offbench, start_offbench
 
+pytestmark = pytest.mark.workers
+
 SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",
          "--warmup", "0.02"]
 
@@ -112,14 +114,23 @@ def test_failed_cells_give_exit_1_and_still_write_json(tmp_path: Path) -> None:
     assert "ValueError: boom" in done.stdout
 
 
-@pytest.mark.slow
-def test_quick_run_measures_the_whole_default_matrix(quick_runs: tuple[Path, Path]) -> None:
-    out = quick_runs[0]
+@pytest.mark.workers
+def test_quick_run_measures_the_whole_default_matrix(quick_run: Path) -> None:
+    out = quick_run
     stdout = out.with_suffix(".txt").read_text()
     data = json.loads(out.read_text())
-    combos = {(r["workload"], r["strategy"], r["loop"]) for r in data["results"]}
-    assert len(combos) == 40
-    assert len(data["results"]) == 80
+    combos = {(r["workload"], r["strategy"], r["loop"]) for r in data["results"] if r["max_workers"] is None}
+    # --quick measures the first installed loop only (asyncio): 4 workloads × 5 strategies.
+    assert data["settings"]["loops"] == ["asyncio"]
+    assert len(combos) == 4 * 5
+    # The default executor has min(32, CPUs + 4) threads: fewer than 8 on a machine of 3 or fewer
+    # CPUs, where to-thread is also measured with 8 threads at c=8 (4 workloads, one loop).
+    sized = [r for r in data["results"] if r["max_workers"] is not None]
+    assert len(data["results"]) == 2 * 20 + len(sized)
+    if data["machine"]["default_executor_workers"] < 8:
+        assert {(r["strategy"], r["max_workers"], r["concurrency"]) for r in sized} == {("to-thread", 8, 8)}
+        assert len(sized) == 4
+    assert all(len(r["units"]) >= 2 for r in data["results"])
     assert {r["concurrency"] for r in data["results"]} == {1, 8}
     assert all(r["status"] == "ok" for r in data["results"])
     assert data["machine"]["default_executor_workers"] >= 1
@@ -149,16 +160,20 @@ def test_quick_run_measures_the_whole_default_matrix(quick_runs: tuple[Path, Pat
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code: int) -> None:
     out = tmp_path / "out.json"
-    process = start_offbench("run", "-w", "sleep", "-c", "1", "-c", "2", "-d", "0.5",
-                             "--warmup", "0", "-o", str(out))
+    process = start_offbench("run", "-w", "sleep", "-c", "1", "-c", "2", "-d", "0.1", "--rounds", "3",
+                             "--warmup", "0", "--no-semantics", "--no-pool-costs", "-o", str(out))
     assert process.stderr is not None
-    first = process.stderr.readline()  # the first cell has finished
+    first = process.stderr.readline()
+    assert first.startswith("round 1:"), first
+    assert process.stderr.readline().startswith("round 2:")  # every cell has a unit
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     data = json.loads(out.read_text())
     assert data["complete"] is False, (first, stderr[-3000:])
-    assert 1 <= len(data["results"]) < 20
+    assert data["results"]
+    assert all(1 <= len(r["units"]) < 3 for r in data["results"]), "stopped in the second round"
+    assert {r["stopped"] for r in data["results"]} == {"interrupted"}
     pids = {r["worker_pid"] for r in data["results"] if r["worker_pid"]}
     for pid in pids:
         with pytest.raises(ProcessLookupError):
@@ -167,10 +182,10 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path: Path, signum: int, code:
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_no_process(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    process = start_offbench("run", "-w", "sleep", "-s", "process-pool", "-c", "1", "-c", "2",
-                             "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out))
+    process = start_offbench("run", "-w", "sleep", "-s", "process-pool", "-l", "asyncio", "-c", "2",
+                             "-d", "2", "--warmup", "0", "--no-semantics", "--no-pool-costs", "-o", str(out))
     assert process.stderr is not None
-    process.stderr.readline()  # the first cell is done; the second starts its worker and pool
+    assert process.stderr.readline().startswith("round 1:")  # the first unit starts its worker and pool
     time.sleep(0.6)
     descendants = psutil.Process(process.pid).children(recursive=True)
     assert descendants, "the second cell's worker should be running"
@@ -205,10 +220,10 @@ def test_uvloop_missing_is_refused_when_asked_for_and_skipped_otherwise(tmp_path
 
 def test_stopping_a_socket_cell_stops_its_server_too(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    process = start_offbench("run", "-w", "socket", "-s", "to-thread", "-c", "1", "-c", "2",
+    process = start_offbench("run", "-w", "socket", "-s", "to-thread", "-l", "asyncio", "-c", "2",
                              "-d", "2", "--warmup", "0", "--no-semantics", "-o", str(out))
     assert process.stderr is not None
-    process.stderr.readline()  # the first cell is done; the second runs, with its server
+    assert process.stderr.readline().startswith("round 1:")  # the server starts, then the first unit
     time.sleep(0.5)
     descendants = psutil.Process(process.pid).children(recursive=True)
     assert len(descendants) >= 2, "the server and the worker should be running"

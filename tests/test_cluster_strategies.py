@@ -86,6 +86,7 @@ def offload_and_stop(strategy: str) -> dict[str, object]:
     return report
 
 
+@pytest.mark.workers
 def test_catalog_lists_both_only_when_named() -> None:
     done = offbench("list", "--json")
     assert done.returncode == 0, done.stderr
@@ -96,6 +97,7 @@ def test_catalog_lists_both_only_when_named() -> None:
     assert "dask" not in strategies.default_names()
 
 
+@pytest.mark.workers
 def test_loky_offloaded_sleep_keeps_the_loop_responsive_where_direct_blocks() -> None:
     direct = sleeps("direct")
     loky = sleeps("loky")
@@ -112,6 +114,7 @@ def test_loky_offloaded_sleep_keeps_the_loop_responsive_where_direct_blocks() ->
     assert SLEEP_MS * 0.95 <= loky.breakdown_ms.run.p50 < SLEEP_MS * 3
 
 
+@pytest.mark.workers
 def test_loky_runs_concurrent_pure_python_calls_in_two_processes_and_kills_them_at_stop() -> None:
     report = offload_and_stop("loky")
     pids = report["pids"]
@@ -122,6 +125,7 @@ def test_loky_runs_concurrent_pure_python_calls_in_two_processes_and_kills_them_
     assert report["left"] == []
 
 
+@pytest.mark.workers
 def test_loky_cpu_workload_through_two_workers() -> None:
     result = sleeps("loky", concurrency=2, workload="cpu", params={}, max_workers=2)
     assert result.details["max_workers"] == 2
@@ -131,6 +135,7 @@ def test_loky_cpu_workload_through_two_workers() -> None:
     assert result.loop_lag_ms.p99 < 10.0
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_dask_local_cluster_offloads_sleep_and_reports_its_startup(loop: str) -> None:
     result = sleeps("dask", loop=loop, max_workers=2)
@@ -156,6 +161,7 @@ def test_dask_local_cluster_offloads_sleep_and_reports_its_startup(loop: str) ->
     assert split.queue_wait.p50 + split.run.p50 + split.hop_back.p50 <= result.op_latency_ms.p50 * 1.5
 
 
+@pytest.mark.workers
 def test_dask_calls_return_results_from_its_workers_and_stop_leaves_no_process() -> None:
     report = offload_and_stop("dask")
     pids = report["pids"]
@@ -165,6 +171,7 @@ def test_dask_calls_return_results_from_its_workers_and_stop_leaves_no_process()
     assert report["left"] == []
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("address", ["localhost:8786", "tcp://", "http://127.0.0.1:8786", "tcp://h:99999"])
 def test_bad_dask_scheduler_address_is_a_usage_error(address: str) -> None:
     done = offbench("run", "-w", "sleep", "-s", "dask", "--dask-scheduler", address, "--dry-run")
@@ -173,6 +180,7 @@ def test_bad_dask_scheduler_address_is_a_usage_error(address: str) -> None:
     assert "tcp://HOST:PORT" in done.stderr
 
 
+@pytest.mark.workers
 def test_dask_scheduler_without_the_dask_strategy_is_a_usage_error() -> None:
     done = offbench("run", "-w", "sleep", "-s", "to-thread", "--dask-scheduler", "tcp://127.0.0.1:8786",
                     "--dry-run")
@@ -180,11 +188,12 @@ def test_dask_scheduler_without_the_dask_strategy_is_a_usage_error() -> None:
     assert "-s dask" in done.stderr
 
 
+@pytest.mark.workers
 def test_unreachable_dask_scheduler_is_an_error_cell_within_the_timeout(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
     began = time.monotonic()
     done = offbench("run", "-w", "sleep", "-s", "dask", "--dask-scheduler", "tcp://127.0.0.1:1",
-                    "-l", "asyncio", "-c", "1", "--quick", "--processes", "1", "--no-semantics",
+                    "-l", "asyncio", "-c", "1", "--quick", "--rounds", "1", "--no-semantics",
                     "-o", str(path))
     took = time.monotonic() - began
     assert done.returncode == 1, done.stderr[-2000:]

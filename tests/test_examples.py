@@ -10,6 +10,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.workers
+
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = ["-l", "asyncio", "-d", "0.2", "--warmup", "0.05"]
 
@@ -83,14 +87,14 @@ def test_thread_scoped_setup_runs_once_per_thread(tmp_path: Path) -> None:
     log = tmp_path / "setup.log"
     code, data, err = run("-w", "tests.user_functions:use_token",
                           "--setup", "tests.user_functions:make_token", "-s", "to-thread",
-                          "--max-workers", "2", "-c", "4", "--processes", "2", *SHORT,
+                          "--max-workers", "2", "-c", "4", "--rounds", "2", *SHORT,
                           env={"OFFBENCH_TEST_SETUP_LOG": str(log)})
     assert code == 0, err
     assert data["results"][0]["ops"] > 4
     calls = setup_calls(log)
     assert len(set(calls)) == len(calls)
     per_worker = Counter(pid for pid, _ in calls)
-    # Each of the cell's 2 worker processes: its main thread (before the loop starts) and
+    # Each of the cell's 2 units (worker processes): its main thread (before the loop starts) and
     # at most the pool's 2 threads.
     assert len(per_worker) == 2
     assert all(2 <= n <= 3 for n in per_worker.values()), per_worker
@@ -101,7 +105,7 @@ def test_process_scoped_setup_runs_once_per_process(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text(
         'strategies = ["to-thread", "process-pool"]\nconcurrency = [4]\nmax_workers = [2]\n'
-        "processes = 2\n"
+        "rounds = 2\n"
         '[[workloads]]\nname = "tests.user_functions:use_token"\n'
         'setup = "tests.user_functions:make_token"\nsetup_scope = "process"\n'
     )

@@ -59,6 +59,7 @@ def first_install(cache: Path) -> tuple[Interpreter, float, list[str]]:
     return prepared, time.monotonic() - began, told
 
 
+@pytest.mark.workers
 def test_a_missing_interpreter_is_one_line_and_exit_2() -> None:
     done = offbench("run", "--python", "no-such-python3.99", "-w", "cpu", "--dry-run")
     assert done.returncode == 2
@@ -68,6 +69,7 @@ def test_a_missing_interpreter_is_one_line_and_exit_2() -> None:
     ]
 
 
+@pytest.mark.workers
 def test_an_interpreter_older_than_3_11_is_refused_before_anything_runs() -> None:
     old = _old_python()
     if old is None:
@@ -79,6 +81,7 @@ def test_an_interpreter_older_than_3_11_is_refused_before_anything_runs() -> Non
     assert line.endswith("is too old; offbench needs 3.11 or newer")
 
 
+@pytest.mark.workers
 def test_resolve_reads_version_and_gil_of_the_running_interpreter() -> None:
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     free = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
@@ -101,6 +104,7 @@ def test_titles_say_when_the_gil_is_off() -> None:
     assert free.title == "3.14.0t GIL off"
 
 
+@pytest.mark.workers
 def test_the_venv_is_installed_once_then_reused(
     cache: Path, first_install: tuple[Interpreter, float, list[str]]
 ) -> None:
@@ -121,6 +125,7 @@ def test_the_venv_is_installed_once_then_reused(
     assert took < 10, f"reusing the venv took {took:.1f} s"
 
 
+@pytest.mark.workers
 def test_a_run_under_two_interpreters_shows_both(
     tmp_path: Path, first_install: tuple[Interpreter, float, list[str]]
 ) -> None:
@@ -151,6 +156,7 @@ def test_a_run_under_two_interpreters_shows_both(
         assert cells["to-thread", label]["loop_lag_ms"]["p99"] > 2.0
 
 
+@pytest.mark.workers
 def test_a_loop_that_needs_a_newer_python_runs_under_one(
     tmp_path: Path, first_install: tuple[Interpreter, float, list[str]]
 ) -> None:

@@ -19,7 +19,7 @@ PACKAGE = SRC / "offbench"
 
 LAYERS = ("model", "plan", "measure", "run", "judge", "render")
 SHELVES = ("strategies", "workloads", "semantics", "loops")
-LEAVES = ("errors", "stats", "formatting", "processes", "outputs")
+LEAVES = ("errors", "stats", "formatting", "processes", "outputs", "cache")
 
 MAY_IMPORT = {
     "leaf": {"leaf", "model"},
@@ -146,6 +146,7 @@ def test_the_rules_catch_a_breach() -> None:
     assert kind("offbench.cli") == "top"
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("module", ["offbench.measure.calls"])
 def test_what_pools_unpickle_loads_neither_msgspec_nor_the_results_model(module: str) -> None:
     code = (

@@ -35,12 +35,14 @@ def sleeps(strategy: str, concurrency: int = 1, max_workers: int | None = None) 
 # --- physics ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.workers
 def test_direct_sleep_lags_the_loop_by_about_the_sleep() -> None:
     result = sleeps("direct")
     assert result.loop_lag_ms is not None
     assert result.loop_lag_ms.p99 >= 0.75 * SLEEP_MS
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("strategy", THREADED)
 def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str) -> None:
     result = sleeps(strategy)
@@ -53,6 +55,7 @@ def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str) -> None:
 @pytest.mark.parametrize(
     ("strategy", "limiter"), [("bounded-to-thread", None), ("anyio-thread", "dedicated")]
 )
+@pytest.mark.workers
 def test_two_workers_cap_eight_callers_near_two_calls_per_sleep(strategy: str, limiter: str | None) -> None:
     capped = sleeps(strategy, concurrency=8, max_workers=2)
     assert capped.details["max_workers"] == 2
@@ -68,12 +71,14 @@ def test_two_workers_cap_eight_callers_near_two_calls_per_sleep(strategy: str, l
     assert capped.loop_lag_ms.p99 < SLEEP_MS / 2
 
 
+@pytest.mark.workers
 def test_to_thread_at_the_same_concurrency_is_not_capped_at_two() -> None:
     free = sleeps("to-thread", concurrency=8)
     # min(32, CPUs + 4) default-executor threads (6 on 2 CPUs) overlap their sleeps.
     assert free.throughput_ops_s > 200
 
 
+@pytest.mark.workers
 def test_sizes_without_max_workers_are_recorded() -> None:
     anyio_default = sleeps("anyio-thread")
     assert anyio_default.details == {"max_workers": 40, "limiter": "default"}
@@ -194,6 +199,7 @@ def _missing() -> type[ThreadPoolExecutor]:
 # --- the command line --------------------------------------------------------------------------------
 
 
+@pytest.mark.workers
 @pytest.mark.skipif(sys.version_info >= (3, 14), reason="InterpreterPoolExecutor exists here")
 @pytest.mark.parametrize("command", ["run", "check"])
 def test_interpreter_pool_is_refused_on_this_python_in_one_line(command: str) -> None:
@@ -204,6 +210,7 @@ def test_interpreter_pool_is_refused_on_this_python_in_one_line(command: str) ->
     assert "needs Python 3.14+" in line
 
 
+@pytest.mark.workers
 def test_catalog_lists_them_as_optional() -> None:
     done = offbench("list", "--json")
     assert done.returncode == 0, done.stderr
@@ -222,6 +229,7 @@ def test_catalog_lists_them_as_optional() -> None:
     assert not set(NEW) & set(strategies.default_names())
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("strategy", THREADED)
 def test_check_finds_context_copied_a_thread_and_workers_reused(strategy: str) -> None:
     found = check_one(CheckSpec(strategy=strategy, loop="asyncio"))

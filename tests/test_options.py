@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from offbench import cli
-from offbench.model.settings import RunSettings
+from offbench.model.settings import Effort, RunSettings
 from offbench.plan import options, scenario
 from offbench.plan.settings import Choices
 
@@ -19,14 +19,14 @@ def test_choices_are_exactly_the_options() -> None:
 
 
 def test_every_option_is_a_settings_field_of_the_same_name() -> None:
-    assert set(NAMES) - {"quick"} <= set(RunSettings.__struct_fields__) | {"quick"}
-    assert "quick" in RunSettings.__struct_fields__
+    # The precision is one of the effort's rules, which the settings hold together.
+    fields = {*RunSettings.__struct_fields__, *Effort.__struct_fields__}
+    assert set(NAMES) <= fields, set(NAMES) - fields
 
 
-def test_every_option_but_the_stated_ones_is_a_scenario_key_of_the_same_name() -> None:
+def test_every_option_is_a_scenario_key_of_the_same_name() -> None:
     keys = set(scenario.ScenarioFile.__struct_fields__) - {"description"}
-    assert keys == {option.name for option in options.OPTIONS if option.scenario}
-    assert {option.name for option in options.OPTIONS if not option.scenario} == {"quick"}
+    assert keys == set(NAMES)
 
 
 def test_run_takes_the_options_then_only_the_stated_cli_only_parameters() -> None:
@@ -49,3 +49,5 @@ def test_the_naming_rule_itself() -> None:
     assert "--strategy" in options.long_flags("strategies")
     assert "--python" in options.long_flags("pythons")
     assert "--max-workers" in options.long_flags("max_workers")
+    assert options.long_flags("slo_ms") == {"--slo"}  # not --slo-ms: the unit is in the metavar
+    assert "--rate" in options.long_flags("rate")

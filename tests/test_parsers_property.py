@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +16,7 @@ from offbench import cli
 from offbench.errors import UsageError
 from offbench.plan import scenario
 from offbench.plan.settings import build_settings
+from tests.run_cli import PROCESS_WIDE
 
 KEYS = [
     "description", "strategies", "loops", "concurrency", "max_workers", "duration_s", "warmup_s",
@@ -86,8 +89,9 @@ def test_any_bytes_as_a_scenario_are_accepted_or_refused(data: bytes) -> None:
         assert "\n" not in message
 
 
-OPTIONS = ["-w", "-s", "-l", "-c", "--max-workers", "-d", "--warmup", "--lag-budget", "--samples",
-           "--processes", "--probe-interval", "--stall-threshold", "--cell-timeout", "--setup"]
+OPTIONS = ["-w", "-s", "-l", "-c", "--max-workers", "-d", "--warmup", "--lag-budget", "--rounds",
+           "--precision", "--time-budget", "--seed", "--probe-interval", "--stall-threshold",
+           "--cell-timeout", "--setup"]
 words = st.one_of(st.sampled_from(NAMES), st.integers(-5, 5000).map(str),
                   st.floats(allow_nan=True, allow_infinity=True).map(str), st.text(max_size=6))
 
@@ -102,14 +106,18 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     return ["run", *args, "--dry-run"]
 
 
+@pytest.mark.workers
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=command_lines())
 def test_any_command_line_runs_or_is_refused_in_one_line(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
-    with pytest.raises(SystemExit) as ended:
-        cli.main(argv)
+    with contextlib.ExitStack() as undo:
+        for name in PROCESS_WIDE:  # what main sets up for a whole process, not this test's
+            undo.enter_context(mock.patch.object(cli, name, return_value=None))
+        with pytest.raises(SystemExit) as ended:
+            cli.main(argv)
     err = capsys.readouterr().err
     assert ended.value.code in (0, 2), (argv, err)
     assert "Traceback" not in err

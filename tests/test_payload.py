@@ -32,9 +32,9 @@ from offbench.render import html as html_report
 from offbench.render import markdown
 from offbench.render import terminal as report
 from offbench.run import poolcost, runner
+from tests.builders import cell, run_of
 from tests.cells import measure
 from tests.run_cli import offbench
-from tests.test_compare import cell, run_of
 
 NO_OP = {"duration_ms": 0.0}
 BIG = 8 << 20
@@ -53,6 +53,7 @@ def test_payload_bytes_out_of_range_are_refused(value: int) -> None:
         settings.build_settings(Choices(payload_bytes=value))
 
 
+@pytest.mark.workers
 def test_cli_refuses_a_negative_payload_in_one_line() -> None:
     done = offbench("run", "--payload-bytes", "-5", "--dry-run")
     assert done.returncode == 2
@@ -61,12 +62,14 @@ def test_cli_refuses_a_negative_payload_in_one_line() -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.workers
 def test_dry_run_shows_the_payload() -> None:
     done = offbench("run", "-s", "process-pool", "--payload-bytes", "65536", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "64 KiB shipped with every call" in done.stdout
 
 
+@pytest.mark.workers
 def test_a_process_pool_pays_for_the_payload_and_a_thread_does_not() -> None:
     shipped = measure("process-pool", params=NO_OP, payload_bytes=BIG)
     bare = measure("process-pool", params=NO_OP)
@@ -146,10 +149,11 @@ def test_pools_are_costed_at_the_largest_size_the_run_asks_for(
     assert [spec.workers for spec in asked] == [expected]
 
 
+@pytest.mark.workers
 def test_a_run_with_a_process_pool_costs_it_by_start_method_unless_told_not_to(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
     args = ("run", "-w", "sleep", "-s", "process-pool", "-l", "asyncio", "-c", "1", "--quick",
-            "--processes", "1", "--no-semantics", "--no-chart", "--payload-bytes", "4096")
+            "--rounds", "1", "--no-semantics", "--no-chart", "--payload-bytes", "4096")
     done = offbench(*args, "-o", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     run = decode(out.read_bytes())

@@ -9,6 +9,7 @@ from tests.cells import measure
 OFFLOADS = ["executor-per-call", "default-executor", "to-thread", "process-pool"]
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_direct_sleep_blocks_the_loop_for_the_sleep(loop: str) -> None:
     result = measure("direct", loop)
@@ -16,6 +17,7 @@ def test_direct_sleep_blocks_the_loop_for_the_sleep(loop: str) -> None:
     assert result.loop_lag_ms.max >= 8.0
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("strategy", OFFLOADS)
 def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str, loop: str) -> None:
@@ -25,6 +27,7 @@ def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str, loop: str) ->
     assert result.ops > 0
 
 
+@pytest.mark.workers
 def test_to_thread_overlaps_sleeps_that_direct_serialises() -> None:
     direct = measure("direct", concurrency=8)
     threaded = measure("to-thread", concurrency=8)
@@ -34,13 +37,16 @@ def test_to_thread_overlaps_sleeps_that_direct_serialises() -> None:
     assert direct.throughput_ops_s <= 105
 
 
+@pytest.mark.workers
 def test_process_pool_reports_its_startup_and_shape() -> None:
     result = measure("process-pool")
-    assert result.details["pool_start_method"] in ("forkserver", "spawn")
+    # The worker forks its pool while it runs one thread (fast and safe), else a forkserver.
+    assert result.details["pool_start_method"] in ("fork", "forkserver", "spawn")
     assert int(result.details["max_workers"]) >= 1
     assert result.startup_s > 0
 
 
+@pytest.mark.workers
 def test_socket_workload_round_trips_against_the_loopback_server() -> None:
     result = measure("to-thread", workload="socket", params=_socket_params())
     assert result.op_latency_ms is not None
@@ -48,6 +54,7 @@ def test_socket_workload_round_trips_against_the_loopback_server() -> None:
     assert result.op_latency_ms.p50 >= 5.0
 
 
+@pytest.mark.workers
 def test_numpy_workload_pins_blas_to_one_thread() -> None:
     from offbench.workloads import get
 
@@ -61,42 +68,49 @@ def _socket_params() -> dict[str, object]:
     return dict(get("socket").resolve_params({}))
 
 
-def test_window_parts_add_up_and_each_sees_the_blocking() -> None:
-    direct = measure("direct", params={"duration_ms": 20.0})
-    parts = direct.samples
-    assert parts is not None
-    assert len(parts.throughput_ops_s) == 10
-    assert parts.part_s == pytest.approx(0.05, rel=0.01)
-    # Shares of calls add up to the window's completed calls, give or take one at each edge.
-    assert sum(parts.throughput_ops_s) / 10 == pytest.approx(direct.ops / direct.elapsed_s, abs=2 / 0.5)
-    # Every 50 ms part holds a 20 ms blocking call, and its probe ticks see it.
-    assert all(lag is not None and lag >= 15.0 for lag in parts.lag_p99_ms)
-    assert all(ms is not None and ms >= 19.0 for ms in parts.op_latency_mean_ms)
-
-    offloaded = measure("to-thread", params={"duration_ms": 20.0}, concurrency=4)
-    assert offloaded.samples is not None
-    # Four overlapping 20 ms sleeps: about 200 calls/s in every part, whatever the part length.
-    assert all(100 < tp < 250 for tp in offloaded.samples.throughput_ops_s)
-    assert all(lag is not None and lag < 15.0 for lag in offloaded.samples.lag_p99_ms)
+@pytest.mark.workers
+def test_calls_straddling_the_window_count_by_their_share_and_every_unit_sees_the_blocking() -> None:
+    direct = measure("direct", params={"duration_ms": 20.0}, units=3, duration_s=0.2)
+    for unit in direct.units:
+        # A 20 ms call on the loop about every 20 ms: ~50 a second, counted by their share inside
+        # the window (so a 0.2 s window does not read 9 or 11 calls as 45 or 55 a second).
+        assert 40 < unit.throughput_ops_s < 52
+        assert unit.lag_p99_ms is not None
+        assert unit.lag_p99_ms >= 15.0  # every unit's probe sees the 20 ms blocking
+        assert unit.op_latency_mean_ms is not None
+        assert unit.op_latency_mean_ms >= 19.0
+    offloaded = measure("to-thread", params={"duration_ms": 20.0}, concurrency=4, units=3, duration_s=0.2)
+    # Four overlapping 20 ms sleeps: about 200 calls/s in every unit.
+    assert all(150 < u.throughput_ops_s < 210 for u in offloaded.units)
+    assert all(u.lag_p99_ms is not None and u.lag_p99_ms < 15.0 for u in offloaded.units)
 
 
-def test_calls_longer_than_a_part_are_shared_out_not_lost() -> None:
-    result = measure("to-thread", params={"duration_ms": 120.0})
-    assert result.samples is not None
-    # 50 ms parts, 120 ms calls: no part completes a call on average, yet each gets ~0.4 of one.
-    assert all(4.0 < tp < 12.0 for tp in result.samples.throughput_ops_s), result.samples
-    assert None in result.samples.op_latency_mean_ms
+@pytest.mark.workers
+def test_calls_longer_than_the_window_are_shared_out_not_lost() -> None:
+    result = measure("to-thread", params={"duration_ms": 120.0}, units=2, duration_s=0.05, warmup_s=0.0)
+    # 50 ms windows, 120 ms calls: a window rarely completes a call, yet each gets ~0.4 of one.
+    assert all(4.0 < u.throughput_ops_s < 12.0 for u in result.units), result.units
 
 
-def test_a_cell_split_over_two_processes_pools_both_halves() -> None:
-    result = measure("direct", params={"duration_ms": 20.0}, processes=2)
-    assert result.processes == 2
+@pytest.mark.workers
+def test_a_slow_call_sizes_the_window_to_a_few_calls_per_task() -> None:
+    # Left to size it, the first unit times the warm-up's calls and measures 3 per task.
+    result = measure("to-thread", params={"duration_ms": 100.0}, concurrency=2, duration_s=None,
+                     warmup_s=None)
+    (unit,) = result.units
+    assert 0.29 < unit.duration_s < 0.5  # 3 calls of ~100 ms (+ the hop), not the 0.15 s floor
+    assert result.ops >= 5
+
+
+@pytest.mark.workers
+def test_a_cell_measured_by_two_units_pools_both() -> None:
+    result = measure("direct", params={"duration_ms": 20.0}, units=2, duration_s=0.25)
+    assert len(result.units) == 2
+    assert len({u.round for u in result.units}) == 2
     assert result.elapsed_s == pytest.approx(0.5)
-    assert result.samples is not None
-    assert len(result.samples.throughput_ops_s) == 10
-    assert result.samples.part_s == pytest.approx(0.05, rel=0.01)
-    # Each process blocks its own loop for each 20 ms sleep: every part of both sees it.
-    assert all(lag is not None and lag >= 15.0 for lag in result.samples.lag_p99_ms)
-    # About 50 sleeps a second in each half, counted once: not doubled, not halved.
+    # Each unit's worker blocks its own loop for each 20 ms sleep: both see it.
+    assert all(u.lag_p99_ms is not None and u.lag_p99_ms >= 15.0 for u in result.units)
+    # About 50 sleeps a second in each unit, counted once: not doubled, not halved.
     assert 35 < result.throughput_ops_s < 55
     assert 15 <= result.ops <= 27
+    assert result.lag_samples == sum(u.ticks for u in result.units)

@@ -37,6 +37,7 @@ def costs_in_child(spec: CostSpec) -> list[PoolCost]:
 # --- physics ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.workers
 def test_every_start_method_gets_a_row_and_shipping_megabytes_costs_more_than_a_no_op() -> None:
     rows = costs_in_child(CostSpec(pools=["process-pool"], workers=2, calls=20,
                                    payload_bytes=FOUR_MIB, python="here"))
@@ -55,12 +56,14 @@ def test_every_start_method_gets_a_row_and_shipping_megabytes_costs_more_than_a_
         assert no_op.round_trip_ms.p50 <= no_op.round_trip_ms.p99
 
 
+@pytest.mark.workers
 def test_no_payload_row_without_a_payload() -> None:
     rows = costs_in_child(CostSpec(pools=["process-pool"], workers=1, calls=3, payload_bytes=0))
     assert rows
     assert all([c.payload_bytes for c in r.calls] == [0] for r in rows)
 
 
+@pytest.mark.workers
 def test_loky_gets_one_row_with_its_own_start_method() -> None:
     pytest.importorskip("loky")
     rows = costs_in_child(CostSpec(pools=["loky"], workers=2, calls=5, payload_bytes=1024))
@@ -81,6 +84,7 @@ def with_a_broken_start_method(payload: bytes, report_fd: int) -> None:
     poolcost.child_main(payload, report_fd)
 
 
+@pytest.mark.workers
 def test_a_failing_row_says_why_and_the_others_survive() -> None:
     # A spawned child: a fresh interpreter runs one thread, so its fork row is allowed
     # whatever threads this test process runs.
@@ -139,6 +143,7 @@ def interrupted_child(payload: bytes, report_fd: int) -> None:
     os._exit(0)
 
 
+@pytest.mark.workers
 def test_a_row_that_breaks_or_is_interrupted_leaves_no_pool_process() -> None:
     outcome = run_child(interrupted_child, b"", timeout=60, method="spawn")
     report = msgspec.json.decode(outcome.report)
@@ -150,6 +155,7 @@ def test_a_row_that_breaks_or_is_interrupted_leaves_no_pool_process() -> None:
     }
 
 
+@pytest.mark.workers
 def test_a_child_that_runs_out_of_time_gives_an_error_row_per_pool() -> None:
     # The resource tracker alone is given TRACKER_SETTLE_S before the spawn row: over the limit.
     spec = CostSpec(pools=["process-pool", "loky"], workers=1, calls=1, payload_bytes=0)

@@ -14,6 +14,8 @@ import pytest
 
 from tests.run_cli import ROOT, offbench
 
+pytestmark = pytest.mark.workers
+
 
 def offbench_limited(open_files: tuple[int, int], *args: str) -> subprocess.CompletedProcess[str]:
     """Run offbench with the open-files limit (soft, hard) set, as `ulimit -n` would."""
@@ -29,7 +31,8 @@ def offbench_limited(open_files: tuple[int, int], *args: str) -> subprocess.Comp
 def test_1024_concurrent_calls_complete_with_each_strategy() -> None:
     done = offbench("run", "-w", "sleep", "-s", "executor-per-call", "-s", "to-thread",
                     "-s", "process-pool", "-c", "1024", "-l", "asyncio", "-d", "0.3",
-                    "--warmup", "0.1", "--no-semantics", "-o", "-")
+                    "--warmup", "0.1", "--rounds", "1", "--no-sized-pools", "--no-semantics",
+                    "--no-pool-costs", "-o", "-")
     assert done.returncode == 0, done.stderr[-2000:]
     cells = json.loads(done.stdout)["results"]
     assert [c["status"] for c in cells] == ["ok"] * 3
@@ -48,7 +51,7 @@ def test_socket_concurrency_beyond_a_low_soft_limit_is_raised_to_the_hard_one(tm
     slow.write_text('[[workloads]]\nname = "socket"\ndelay_ms = 300\n')
     done = offbench_limited((256, hard), "run", str(slow), "-s", "to-thread", "--max-workers", "300",
                             "-c", "300", "-l", "uvloop", "-d", "0.6", "--warmup", "0.4",
-                            "--processes", "1", "--no-semantics", "-o", "-")
+                            "--rounds", "1", "--no-semantics", "-o", "-")
     assert done.returncode == 0, done.stderr[-2000:]
     (cell,) = json.loads(done.stdout)["results"]
     assert cell["status"] == "ok", cell["error"]

@@ -10,25 +10,7 @@ import pytest
 from offbench import outputs
 from offbench.errors import UsageError
 from offbench.model import results
-from offbench.model.results import CellResult, Machine, RunResult
-from offbench.plan.settings import Choices, build_settings
-
-
-def sample_run() -> RunResult:
-    machine = Machine(
-        python_version="3.11.7", python_implementation="CPython", platform="Linux",
-        cpu_model="test", cpu_count=2, uvloop_version="0.21", numpy_version="2.0",
-        blas=[{"internal_api": "openblas", "num_threads": 1}], gil_switch_interval_s=0.005,
-        default_executor_workers=6,
-    )
-    cell = CellResult(
-        workload="sleep", params={"duration_ms": 10.0}, strategy="direct", loop="asyncio",
-        concurrency=1, status="ok", ops=10, elapsed_s=0.1, throughput_ops_s=100.0,
-    )
-    return RunResult(
-        offbench_version="0", created="2026-01-01T00:00:00+00:00", complete=True, wall_s=1.0,
-        machine=machine, settings=build_settings(Choices(quick=True)), results=[cell],
-    )
+from tests.builders import sample_run
 
 
 def test_round_trip() -> None:

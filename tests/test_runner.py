@@ -13,6 +13,8 @@ from offbench.model.settings import RunSettings, WorkloadSpec
 from offbench.plan import settings
 from offbench.run import runner
 
+pytestmark = pytest.mark.workers
+
 
 def cell(workload: str, strategy: str = "direct", duration_s: float = 0.2) -> CellSpec:
     return CellSpec(

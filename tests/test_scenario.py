@@ -12,11 +12,11 @@ import pytest
 
 from offbench import loops, strategies, workloads
 from offbench.errors import UsageError
-from offbench.model.settings import QUICK_DURATION_S, RunSettings
+from offbench.model.settings import QUICK, RunSettings
 from offbench.plan import scenario, settings
 from offbench.plan.matrix import cells
 from offbench.plan.settings import Choices, build_settings
-from tests.test_cli import offbench
+from tests.run_cli import offbench_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,11 +41,12 @@ def test_every_shipped_scenario_loads_and_is_in_the_repository_folder() -> None:
 
 
 def without_source(run: RunSettings) -> RunSettings:
-    return msgspec.structs.replace(run, scenario=None, quick=False)
+    return msgspec.structs.replace(run, scenario=None, seed=0)
 
 
 def test_default_scenario_is_what_run_does_without_one() -> None:
-    assert without_source(build_settings(scenario.load("default").choices)) == build_settings()
+    from_file = build_settings(scenario.load("default").choices)
+    assert without_source(from_file) == without_source(build_settings())
 
 
 def test_quick_scenario_is_what_run_quick_does() -> None:
@@ -85,6 +86,7 @@ def test_two_swept_parameters_give_their_product() -> None:
     }
 
 
+@pytest.mark.workers
 def test_user_function_lists_are_arguments_not_sweeps() -> None:
     run = settings_of(
         '[[workloads]]\nname = "tests.helpers:noop"\nargs = [1, 2]\nkwargs = { a = [3] }\n'
@@ -115,7 +117,11 @@ def test_command_line_choices_override_the_file() -> None:
     merged = build_settings(settings.merge(base, Choices(concurrency=[3], quick=True)))
     assert merged.strategies == ["direct"]
     assert merged.concurrency == [3]
-    assert merged.duration_s == QUICK_DURATION_S
+    # --quick sizes the windows itself: the file's fixed window gives way, unless the command line fixes one.
+    assert merged.duration_s is None
+    assert merged.effort == QUICK
+    fixed = build_settings(settings.merge(base, Choices(quick=True, duration_s=0.3)))
+    assert fixed.duration_s == 0.3
 
 
 @pytest.mark.parametrize(
@@ -138,17 +144,19 @@ def test_command_line_choices_override_the_file() -> None:
         ('[[workloads]]\nduration_ms = 1\n', ["workloads[0].name", "missing"]),
         ('strategies = ["to-thread"\nloops = 3\n', ["invalid TOML", "line 2"]),
         ("duration_s = -1\n", ["duration_s:", "more than zero"]),
-        ("samples = 1\n", ["samples:", "whole number from 2 to 1000", "got 1"]),
-        ("duration_s = 0.02\nsamples = 10\n", ["samples:", "2 ms parts", "fewer than 5 probe ticks"]),
-        ("processes = 0\n", ["processes:", "whole number from 1 to 100", "got 0"]),
-        ("samples = 4\nprocesses = 5\n", ["processes:", "5 processes cannot share 4 samples"]),
+        ("rounds = 0\n", ["rounds:", "whole number from 1 to 100", "got 0"]),
+        ("precision_pct = 0\n", ["precision_pct:", "above 0 and at most 100"]),
+        ("time_budget_s = -3\n", ["time_budget_s:", "more than zero"]),
+        ("seed = -1\n", ["seed:", "whole number from 0"]),
+        ("utilisation = 3\n", ["utilisation:", "expected bool"]),
         ('[[workloads]]\nname = "sleep"\nduration_ms = 1979-05-27\n', ["duration_ms", "date"]),
-        ('[[workloads]]\nname = "tests.helpers:noop"\nsetup_scope = "global"\n',
-         ["setup_scope", "thread, process"]),
-        ('[[workloads]]\nname = "tests.helpers:noop"\nsetup = "nosuchmod_q:make"\n',
-         ["setup", "no module named 'nosuchmod_q'"]),
-        ('[[workloads]]\nname = "tests.helpers:noop"\nserver = { port = 80 }\n',
-         ["server", "no setting 'port'"]),
+        # A user function is checked in a child process (its import runs user code).
+        pytest.param('[[workloads]]\nname = "tests.helpers:noop"\nsetup_scope = "global"\n',
+                     ["setup_scope", "thread, process"], marks=pytest.mark.workers),
+        pytest.param('[[workloads]]\nname = "tests.helpers:noop"\nsetup = "nosuchmod_q:make"\n',
+                     ["setup", "no module named 'nosuchmod_q'"], marks=pytest.mark.workers),
+        pytest.param('[[workloads]]\nname = "tests.helpers:noop"\nserver = { port = 80 }\n',
+                     ["server", "no setting 'port'"], marks=pytest.mark.workers),
     ],
 )
 def test_invalid_scenarios_name_the_key_and_what_was_expected(text: str, fragments: list[str]) -> None:
@@ -178,7 +186,7 @@ def test_cli_reports_a_bad_scenario_in_one_line_with_exit_2(
 ) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    done = offbench("run", str(path))
+    done = offbench_here("run", str(path))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -188,24 +196,24 @@ def test_cli_reports_a_bad_scenario_in_one_line_with_exit_2(
 
 
 def test_cli_names_the_shipped_scenarios_when_one_is_missing() -> None:
-    done = offbench("run", "no-such-scenario")
+    done = offbench_here("run", "no-such-scenario")
     assert done.returncode == 2
     assert "no such scenario file" in done.stderr
     assert "quick" in done.stderr
 
 
 def test_dry_run_shows_the_merged_matrix_without_running() -> None:
-    done = offbench("run", "io-bound", "-s", "to-thread", "-c", "2", "--quick", "--dry-run")
+    done = offbench_here("run", "io-bound", "-s", "to-thread", "-c", "2", "--quick", "--dry-run")
     assert done.returncode == 0, done.stderr
     expected = len(build_settings(scenario.load("io-bound").choices).workloads)
     assert done.stdout.startswith(f"{expected} cells from io-bound")
     assert "to-thread" in done.stdout
     assert "direct" not in done.stdout
-    assert "0.2 s after" in done.stdout
+    assert "at least 0.05 s, after a warm-up until each task's first call" in done.stdout  # --quick
 
 
 def test_list_shows_every_registered_name_and_shipped_scenario() -> None:
-    done = offbench("list", "--json")
+    done = offbench_here("list", "--json")
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
     assert [w["name"] for w in listed["workloads"]] == [*workloads.names(), "module:function"]
@@ -216,7 +224,7 @@ def test_list_shows_every_registered_name_and_shipped_scenario() -> None:
     assert eager["available"] is (sys.version_info >= (3, 12))
     assert [s["name"] for s in listed["scenarios"]] == list(scenario.shipped())
     assert all(entry["summary"] for section in listed.values() for entry in section)
-    text = offbench("list")
+    text = offbench_here("list")
     assert text.returncode == 0
     for name in [*workloads.names(), *strategies.names(), *scenario.shipped()]:
         assert name in text.stdout

@@ -26,6 +26,7 @@ def test_accepts_loopback_addresses(host: str) -> None:
     check_loopback(host)
 
 
+@pytest.mark.workers
 def test_serves_256_concurrent_connections_then_is_gone() -> None:
     me = psutil.Process()
     with loopback_server(ServerConfig(delay_ms=50.0, reply_bytes=10)) as port:

@@ -17,9 +17,9 @@ from offbench.model.cells import CellSpec
 from offbench.model.results import CellResult
 from offbench.render import terminal as report
 from offbench.run import runner
+from tests.builders import sample_run
 from tests.cells import measure
 from tests.run_cli import offbench
-from tests.test_results import sample_run
 
 SLEEP_50 = {"duration_ms": 50.0}
 
@@ -32,6 +32,7 @@ def _names_the_sleep(cell: CellResult) -> bool:
     )
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_direct_sleep_is_caught_in_time_sleep_in_the_workload(loop: str) -> None:
     cell = measure("direct", loop, params=SLEEP_50)
@@ -55,6 +56,7 @@ def test_direct_sleep_is_caught_in_time_sleep_in_the_workload(loop: str) -> None
     assert (top.function, top.code) == ("pause", "time.sleep(seconds)")
 
 
+@pytest.mark.workers
 def test_offloaded_sleep_leaves_no_evidence() -> None:
     cell = measure("to-thread", params=SLEEP_50)
     assert cell.stall_evidence == []
@@ -93,6 +95,7 @@ def test_threshold_zero_records_nothing_and_starts_no_watchdog(monkeypatch: pyte
     assert not any(t.name == "offbench-watchdog" for t in threading.enumerate())
 
 
+@pytest.mark.workers
 def test_a_stall_longer_than_one_call_is_told_as_callbacks_in_a_row() -> None:
     # 10 ms sleeps on the loop: the probe's tick waits behind one (its timerfd reader is
     # queued after the next sleep), then its task step behind another, so stalls beyond
@@ -113,6 +116,7 @@ def test_a_stall_longer_than_one_call_is_told_as_callbacks_in_a_row() -> None:
     assert "callbacks in a row, the longest " in line, line
 
 
+@pytest.mark.workers
 def test_without_callback_timing_a_stall_does_not_say_what_it_was_made_of() -> None:
     cell = runner.run_cell(msgspec.structs.replace(_cell(20.0), utilisation=False), timeout_s=60.0)
     assert cell.ok, cell.error
@@ -140,12 +144,14 @@ def test_the_evidence_line_says_what_the_stall_was_made_of(
     assert told in report.stall_line(cell)
 
 
+@pytest.mark.workers
 def test_evidence_off_in_a_worker_process() -> None:
     cell = runner.run_cell(_cell(0.0), timeout_s=60.0)
     assert cell.ok, cell.error
     assert cell.stall_evidence == []
 
 
+@pytest.mark.workers
 def test_run_prints_the_evidence_line() -> None:
     done = offbench("run", "--quick", "-w", "sleep", "-s", "direct", "-l", "asyncio", "-c", "4",
                     "--no-semantics", "--no-chart")

@@ -22,12 +22,13 @@ from offbench.render import html as html_report
 from offbench.render import markdown
 from offbench.render import terminal as report
 from offbench.run import runner
+from tests.builders import cell, run_of
 from tests.cells import measure
-from tests.test_compare import cell, run_of
 
 SLEEP_MS = 50.0
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_direct_sleeps_keep_the_loop_busy_and_every_probe_stall_is_a_callback(loop: str) -> None:
     result = measure("direct", loop, params={"duration_ms": SLEEP_MS})
@@ -44,6 +45,7 @@ def test_direct_sleeps_keep_the_loop_busy_and_every_probe_stall_is_a_callback(lo
     assert found.coverage == ("every callback" if loop == "asyncio" else "scheduled callbacks")
 
 
+@pytest.mark.workers
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_offloaded_sleeps_leave_the_loop_mostly_idle(loop: str) -> None:
     found = measure("to-thread", loop, concurrency=4, params={"duration_ms": SLEEP_MS}).loop_utilisation
@@ -93,6 +95,7 @@ def test_cells_without_utilisation_have_no_lines_and_old_files_load() -> None:
     assert decode(json.dumps(data).encode()).results[0].loop_utilisation is None
 
 
+@pytest.mark.workers
 def test_utilisation_off_times_nothing() -> None:
     cell_spec = CellSpec(workload="sleep", params={"duration_ms": 1.0}, strategy="to-thread", loop="asyncio",
                          concurrency=1, duration_s=0.2, warmup_s=0.02, probe_interval_ms=1.0,

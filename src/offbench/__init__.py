@@ -16,7 +16,8 @@ holds the rules below against the imports.
   ``measure``, ``run`` or ``plan``.
 * Shelves users see and extend: ``strategies/``, ``workloads/``, ``loops.py``,
   ``semantics/``. They import ``model`` and the leaves only.
-* Leaves any layer may use: ``errors``, ``stats``, ``formatting``, ``processes``, ``outputs``.
+* Leaves any layer may use: ``errors``, ``stats``, ``formatting``, ``processes``, ``outputs``,
+  ``cache``.
 
 ``cli.py`` sits on top: parse → plan → run → judge → render → exit code. No import circle.
 """

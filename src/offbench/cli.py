@@ -12,9 +12,7 @@ import os
 import platform
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, NoReturn, Optional
 
 import msgspec
@@ -30,7 +28,13 @@ from offbench.model import schema as schema_
 from offbench.model.semantics import CheckReport, StrategySemantics
 from offbench.model.settings import WorkloadSpec
 from offbench.plan import catalog, matrix, options, scenario, settings
-from offbench.processes import raise_open_files_limit
+from offbench.processes import (
+    adopt_orphans,
+    install_stop_signals,
+    raise_open_files_limit,
+    stop_signal,
+    sweep_stale_scratch,
+)
 from offbench.render import html as html_report
 from offbench.render import markdown, plots
 from offbench.render import pyperf as pyperf_export
@@ -180,8 +184,9 @@ def compare(
     ] = None,
     by: Annotated[
         str | None,
-        typer.Option("--by", metavar="loop",
-                     help="Compare within one file instead: 'loop' puts each loop beside the first one."),
+        typer.Option("--by", metavar="loop|python",
+                     help="Compare within one file instead, round by round: 'loop' puts each loop beside "
+                     "the first one, 'python' each --python beside the first (an A/B test in one run)."),
     ] = None,
     fail_on_regression: Annotated[
         float | None,
@@ -216,11 +221,12 @@ def compare(
         raise UsageError(f"--lag-floor must be zero or more, got {lag_floor:g}")
     outputs = _Outputs(json=json_path, markdown=markdown_path)
     if by is not None:
-        if by != "loop":
-            raise UsageError(f"--by must be 'loop', got {by!r}")
+        if by not in ("loop", "python"):
+            raise UsageError(f"--by must be 'loop' or 'python', got {by!r}")
         if new is not None:
-            raise UsageError("--by loop compares within one file: give only BASE.json")
-        comparison = compare_.by_loop(results.load(base), lag_floor_ms=lag_floor)
+            raise UsageError(f"--by {by} compares within one file: give only BASE.json")
+        axis: compare_.Axis = "loop" if by == "loop" else "python"
+        comparison = compare_.by_axis(results.load(base), axis, lag_floor_ms=lag_floor)
     else:
         if new is None:
             raise UsageError("compare needs two files, BASE.json and NEW.json (or one with --by loop)")
@@ -379,55 +385,8 @@ def schema() -> int:
     return EXIT_OK
 
 
-class _Outputs:
-    """The files a command writes besides its tables: checked before any work, written atomically.
-
-    At most one of them may be ``-`` (standard output); the tables then go to stderr.
-    """
-
-    def __init__(self, **targets: str | None) -> None:
-        chosen = {name: target for name, target in targets.items() if target}
-        on_stdout = [name for name, target in chosen.items() if target == "-"]
-        if len(on_stdout) > 1:
-            both = " and ".join(f"--{name}" for name in on_stdout)
-            raise UsageError(f"only one output can be '-' (stdout), not {both}")
-        self.to_stdout = bool(on_stdout)
-        self._paths = {name: Path(target) for name, target in chosen.items() if target != "-"}
-        self._stdout_name = on_stdout[0] if on_stdout else None
-        self._pending = b""
-        self.failed = False
-        """True once writing an output failed (said on stderr); the command then exits 1."""
-        for path in self._paths.values():
-            outputs.check_writable(path)
-
-    def write(self, name: str, render: Callable[[], bytes | None], empty: str = "") -> None:
-        """Write what ``render`` makes where ``--name`` asked (a file now, stdout at the end).
-
-        ``render`` runs only if the output was asked for; ``None`` from it means there
-        is nothing to write, and ``empty`` says why.
-        """
-        if name not in self._paths and name != self._stdout_name:
-            return
-        data = render()
-        if data is None:
-            print(f"offbench: warning: --{name} not written: {empty}", file=sys.stderr)
-        elif name == self._stdout_name:
-            self._pending = data
-        else:
-            try:
-                outputs.write_atomic(self._paths[name], data)
-            except OSError as exc:
-                # Checked before the work, so rare (a full disk): say it, and keep going so
-                # the tables (and any other output) still show what was measured.
-                self.failed = True
-                print(f"offbench: error: {self._paths[name]}: not written: {exc.strerror or exc}",
-                      file=sys.stderr)
-
-    def flush_stdout(self) -> None:
-        """Write the output that goes to stdout, after the tables (which went to stderr)."""
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
-            sys.stdout.flush()
+_Outputs = outputs.Outputs
+"""The files a command writes besides its tables (see :class:`offbench.outputs.Outputs`)."""
 
 
 @app.command("list")
@@ -444,23 +403,69 @@ def list_(
     return EXIT_OK
 
 
+@app.command(context_settings={"allow_interspersed_args": False})
+def watch(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="-- PROGRAM [ARGS]...",
+                       help="The program, as you would run it: python app.py ARGS (or any command that "
+                       "runs Python, e.g. uvicorn app:app)."),
+    ] = None,
+    lag_budget: Annotated[
+        float | None,
+        typer.Option("--lag-budget", metavar="MS",
+                     help="Judge each loop's lag (--lag-stat) against MS milliseconds; stacks are sampled "
+                     "from stalls beyond it (else beyond 10 ms). Over the budget, offbench exits 1 where "
+                     "the program exited 0; any other exit code is kept."),
+    ] = None,
+    lag_stat: Annotated[
+        str,
+        typer.Option("--lag-stat", metavar="STAT",
+                     help="The lag statistic the budget is on: p50, p90, p99, p999 or max."),
+    ] = "p99",
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", metavar="FILE", help="Also write the report as JSON to FILE."),
+    ] = None,
+) -> int:
+    """Run a Python program unchanged, measuring every event loop it starts (asyncio, uvloop).
+
+    At its exit (or Ctrl-C, which reaches the program as without offbench) prints to
+    stderr each loop's lag table and busy share, and its stalls by call site (how often,
+    how long in all, the worst), each with the 'offbench run -w' command that measures
+    the offload strategies for it. The program's output and exit code come through
+    unchanged (128 + N if signal N killed it); SIGTERM and SIGHUP sent to offbench are
+    passed on to it.
+    """
+    from offbench.render import watch as watch_report
+    from offbench.run import watch as watch_
+
+    chosen = watch_.settings(command or [], lag_budget, lag_stat, output)
+    result = watch_.watch(chosen)
+    print(watch_report.render(result), file=sys.stderr, flush=True)
+    if chosen.output is not None:
+        watch_.write(result, chosen.output)
+    return watch_.exit_code(result)
+
+
 class _StopSignal:
-    """Turn SIGTERM into the same orderly stop as Ctrl-C, and remember which signal it was."""
+    """Which stop signal (SIGINT, SIGTERM) ended a command's block, if any.
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: object = None
+    The handlers themselves are installed once, first thing in :func:`main`
+    (:func:`offbench.processes.install_stop_signals`), so that a signal is an orderly stop
+    in whatever phase the command is, the import check before a run included.
+    """
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signum = signum
-        raise KeyboardInterrupt
+    @property
+    def signum(self) -> int | None:
+        """The first stop signal received, or ``None``."""
+        return stop_signal()
 
     def __enter__(self) -> _StopSignal:
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
+        pass
 
 
 def _console(stderr: bool) -> Console:
@@ -477,6 +482,9 @@ def _no_color() -> bool:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the CLI, mapping every user error to one line and exit 2."""
+    install_stop_signals()  # first: a SIGTERM in any phase is an orderly stop (exit 143)
+    adopt_orphans()
+    sweep_stale_scratch()
     command = typer.main.get_command(app)
     _import_from_cwd()
     raise_open_files_limit()
@@ -484,16 +492,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = command.main(args=argv, prog_name="offbench", standalone_mode=False)
     except OffbenchError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        sys.exit(EXIT_SIGINT)
+    except (KeyboardInterrupt, typer.Abort):
+        sys.exit(EXIT_SIGTERM if stop_signal() == signal.SIGTERM else EXIT_SIGINT)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(EXIT_SIGINT)
     except Exception as exc:
         if _is_usage_error(exc):
             _fail(exc.format_message())  # type: ignore[attr-defined]
         raise
+    if code == EXIT_SIGINT and stop_signal() == signal.SIGTERM:
+        code = EXIT_SIGTERM  # typer turns a KeyboardInterrupt into 130, whichever signal raised it
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
+import os
 import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 from offbench.errors import UsageError, unknown_name
 
@@ -49,15 +53,39 @@ class LoopBackend:
         if python:
             return None
         try:
-            importlib.import_module(self.module)
-        except ImportError as exc:
-            return f"loop {self.name!r} is not available here: {exc}"
+            self._import()
+        except UsageError as exc:
+            return str(exc)
         return None
 
     def factory(self) -> LoopFactory:
-        """Return the callable that creates a new loop of this kind."""
-        factory: LoopFactory = getattr(importlib.import_module(self.module), self.factory_name)
+        """Return the callable that creates a new loop of this kind (``UsageError`` if it cannot)."""
+        factory: LoopFactory = getattr(self._import(), self.factory_name)
         return factory
+
+    def _import(self) -> ModuleType:
+        """Import the loop's module, never a file of the working directory that shadows it.
+
+        ``module:function`` workloads put the working directory on ``sys.path``, where a
+        project file named like a dependency (``uvloop.py``) would be imported instead;
+        it is found without being run, and refused in one line. A module that fails to
+        import, however it fails, is one line too.
+        """
+        reason = f"loop {self.name!r} is not available here"
+        if self.distribution is not None:
+            shadow = shadowing_file(self.module)
+            if shadow is not None:
+                raise UsageError(
+                    f"{reason}: {shadow} in the working directory shadows the installed "
+                    f"{self.module} (rename it, or run offbench from another directory)"
+                )
+        try:
+            return importlib.import_module(self.module)
+        except ImportError as exc:
+            raise UsageError(f"{reason}: {exc}") from None
+        except Exception as exc:
+            raise UsageError(f"{reason}: importing {self.module} failed: {type(exc).__name__}: {exc}"
+                             ) from None
 
     def version(self) -> str:
         """Return the implementation's version, e.g. ``uvloop 0.21.0`` or ``asyncio 3.11.7``."""
@@ -70,6 +98,26 @@ class LoopBackend:
             return f"{self.name} {metadata.version(self.distribution)}"
         except metadata.PackageNotFoundError:
             return f"{self.name} (not installed)"
+
+
+def shadowing_file(module: str) -> str | None:
+    """Return the file of the working directory that ``import module`` would load, if any.
+
+    Found with ``importlib.util.find_spec``, which locates a module without running it.
+    """
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not os.path.isabs(spec.origin):
+        return None
+    origin = Path(spec.origin)
+    top = origin.parent.parent if spec.submodule_search_locations is not None else origin.parent
+    try:
+        here = top.resolve() == Path.cwd().resolve()
+    except OSError:
+        return None
+    return f"./{origin.relative_to(top)}" if here else None
 
 
 def new_eager_loop() -> asyncio.AbstractEventLoop:

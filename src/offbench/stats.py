@@ -7,8 +7,11 @@ and, before Python 3.13, refuses fewer than two values.
 """
 
 import functools
+import heapq
+import itertools
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -129,3 +132,188 @@ def _u_distribution(n: int, m: int) -> tuple[float, ...]:
         counts.append(row)
     total = math.comb(n + m, n)
     return tuple(c / total for c in counts[n][m])
+
+
+# Student's t: two-sided 95 % (0.975) and 90 % (0.95) quantiles by degrees of freedom. Exact
+# to three decimals from tables; between the listed degrees of freedom, linear in 1/df.
+_T_TABLE: dict[float, tuple[tuple[float, float], ...]] = {
+    0.975: ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447), (7, 2.365),
+            (8, 2.306), (9, 2.262), (10, 2.228), (12, 2.179), (15, 2.131), (20, 2.086), (25, 2.060),
+            (30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980), (math.inf, 1.960)),
+    0.95: ((1, 6.314), (2, 2.920), (3, 2.353), (4, 2.132), (5, 2.015), (6, 1.943), (7, 1.895),
+           (8, 1.860), (9, 1.833), (10, 1.812), (12, 1.782), (15, 1.753), (20, 1.725), (25, 1.708),
+           (30, 1.697), (40, 1.684), (60, 1.671), (120, 1.658), (math.inf, 1.645)),
+}
+
+
+def t_quantile(df: float, level: float = 0.975) -> float:
+    """Return Student's t quantile for ``df`` degrees of freedom (not necessarily whole), 0.975 or 0.95."""
+    table = _T_TABLE[level]
+    if df <= table[0][0]:
+        return table[0][1]
+    for (low, t_low), (high, t_high) in itertools.pairwise(table):
+        if df <= high:
+            if math.isinf(high):
+                return t_low + (t_high - t_low) * (1 - low / df)
+            share = (1 / low - 1 / df) / (1 / low - 1 / high)
+            return t_low + (t_high - t_low) * share
+    return table[-1][1]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its confidence interval: ``low ≤ estimate ≤ high``, from ``units`` values."""
+
+    estimate: float
+    low: float
+    high: float
+    units: int
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width, relative to the estimate (0.05: ±5 %); inf without an interval."""
+        if self.estimate == 0 or math.isinf(self.low) or math.isinf(self.high):
+            return math.inf
+        return (self.high - self.low) / 2 / abs(self.estimate)
+
+    @property
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of zero."""
+        return self.low > 0 or self.high < 0
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Return the mean of independent ``values`` with its t-interval (unbounded for fewer than two)."""
+    centre = mean(values)
+    if len(values) < 2:
+        return Interval(centre, -math.inf, math.inf, len(values))
+    reach = t_quantile(len(values) - 1, _level(confidence)) * stdev(values) / math.sqrt(len(values))
+    return Interval(centre, centre - reach, centre + reach, len(values))
+
+
+def welch_interval(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Return mean(y) − mean(x) with Welch's t-interval: independent samples, unequal variances."""
+    estimate = mean(y) - mean(x)
+    if len(x) < 2 or len(y) < 2:
+        return Interval(estimate, -math.inf, math.inf, min(len(x), len(y)))
+    vx, vy = stdev(x) ** 2 / len(x), stdev(y) ** 2 / len(y)
+    spread = math.sqrt(vx + vy)
+    if spread == 0:
+        return Interval(estimate, estimate, estimate, min(len(x), len(y)))
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    reach = t_quantile(df, _level(confidence)) * spread
+    return Interval(estimate, estimate - reach, estimate + reach, min(len(x), len(y)))
+
+
+def _level(confidence: float) -> float:
+    level = 1 - (1 - confidence) / 2
+    if level not in _T_TABLE:
+        raise ValueError(f"confidence must be 0.95 or 0.90, got {confidence}")
+    return level
+
+
+def weighted_percentile(pairs: Sequence[tuple[float, int]], q: float) -> float:
+    """Return the ``q``-th percentile of values given as ``(value, count)`` pairs, sorted by value.
+
+    The same definition as :func:`percentile` on the values repeated ``count`` times.
+    """
+    total = sum(count for _, count in pairs)
+    if total == 0:
+        raise ValueError("percentile of no values")
+    position = (total - 1) * q / 100.0
+    lower = int(position)
+
+    def at(index: int) -> float:
+        seen = 0
+        for value, count in pairs:
+            seen += count
+            if seen > index:
+                return value
+        return pairs[-1][0]
+
+    low, high = at(lower), at(min(lower + 1, total - 1))
+    return low + (high - low) * (position - lower)
+
+
+def cluster_bootstrap(
+    units: Sequence[Sequence[tuple[float, int]]],
+    statistic: Callable[[Sequence[tuple[float, int]]], float],
+    rounds: int = 400,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Return a percentile-bootstrap interval of ``statistic`` over pooled units, resampling whole units.
+
+    Each unit (one worker process's distribution, as sorted ``(value, count)`` pairs) is
+    the level that varies: ticks of one process are not independent of each other, so
+    resampling ticks would claim a precision the data lack (Kalibera & Jones).
+    """
+    if len(units) < 2:
+        return -math.inf, math.inf
+    rng = random.Random(seed)
+    found = []
+    for _ in range(rounds):
+        pooled: dict[float, int] = {}
+        for unit in rng.choices(units, k=len(units)):
+            for value, count in unit:
+                pooled[value] = pooled.get(value, 0) + count
+        found.append(statistic(sorted(pooled.items())))
+    found.sort()
+    tail = (1 - confidence) / 2
+    return percentile(found, 100 * tail), percentile(found, 100 * (1 - tail))
+
+
+def cluster_bootstrap_percentile(
+    units: Sequence[Sequence[tuple[float, int]]],
+    q: float,
+    rounds: int = 400,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Return :func:`cluster_bootstrap` of the ``q``-th percentile: the same interval, far faster.
+
+    The resamples are drawn as there (same seed, same order); each one's percentile is
+    found by walking the chosen units' values from the top, merged, until its rank: a
+    p99 reads about 1 % of the ticks instead of pooling and sorting them all (a run's
+    judging between rounds took 16 s for 88 cells the general way).
+    """
+    if len(units) < 2:
+        return -math.inf, math.inf
+    rng = random.Random(seed)
+    totals = [sum(count for _, count in unit) for unit in units]
+    falling = [[(-value, count) for value, count in sorted(unit, reverse=True)] for unit in units]
+    chosen_from = range(len(units))
+    found = []
+    for _ in range(rounds):
+        times: dict[int, int] = {}
+        for index in rng.choices(chosen_from, k=len(units)):
+            times[index] = times.get(index, 0) + 1
+        total = sum(totals[i] * m for i, m in times.items())
+        if total == 0:
+            raise ValueError("percentile of no values")
+        position = (total - 1) * q / 100.0
+        lower = int(position)
+        upper = min(lower + 1, total - 1)
+        # Ascending rank r is falling rank total-1-r; the upper one comes first from the top.
+        wanted = [total - 1 - upper, total - 1 - lower]
+        values: list[float] = []
+        seen = 0
+        merged = heapq.merge(*(_scaled(falling[i], m) for i, m in times.items()))
+        for negative, count in merged:
+            seen += count
+            while len(values) < 2 and seen > wanted[len(values)]:
+                values.append(-negative)
+            if len(values) == 2:
+                break
+        high, low = values
+        found.append(low + (high - low) * (position - lower))
+    found.sort()
+    tail = (1 - confidence) / 2
+    return percentile(found, 100 * tail), percentile(found, 100 * (1 - tail))
+
+
+def _scaled(pairs: Sequence[tuple[float, int]], times: int) -> Iterator[tuple[float, int]]:
+    """Yield ``pairs`` (negated already, to merge from the top) with their counts times ``times``."""
+    for value, count in pairs:
+        yield value, count * times
+

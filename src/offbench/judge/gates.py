@@ -8,8 +8,10 @@ chooses::
 FIELD is a number of :class:`~offbench.model.results.CellResult`, dotted into its nested
 results (``loop_lag_ms.p99``), in that field's own unit; OP is one of ``< <= > >= ==
 !=``; KEY is a cell's ``workload``, ``strategy``, ``loop``, ``concurrency``,
-``max_workers`` (``default`` = the library's size) or ``python``. The fields a gate may
-name are derived from the result types, so a new measurement is gateable at once.
+``max_workers`` (``default`` = the library's size), ``python`` or ``rate`` (a rate cell's
+offered calls/s, ``none`` for a concurrency cell). The fields a gate may name are derived
+from the result types, so a new measurement is gateable at once: a rate cell's
+``open_loop.latency_ms.p99`` (from intended start), ``open_loop.refused``, ….
 
 A cell breaks a gate when the condition holds for it, when it has no value for the
 field (``loop_lag_ms`` of a cell whose probe never ticked), or when it failed (an error
@@ -131,7 +133,7 @@ def judge(gate: Gate, cells: Iterable[CellResult]) -> GateResult:
             broken.append(GateBreach(
                 workload=cell.workload, params=cell.params, strategy=cell.strategy, loop=cell.loop,
                 concurrency=cell.concurrency, max_workers=cell.max_workers, python=cell.python,
-                value=found, reason=reason,
+                rate=cell.rate, value=found, reason=reason,
             ))
     return GateResult(gate=gate.text, cells=len(chosen), broken_by=broken)
 
@@ -208,10 +210,16 @@ def _filter(text: str, filters: str) -> dict[str, str]:
     return where
 
 
+NO_RATE = "none"
+"""How a filter names the ``rate`` of a concurrency cell."""
+
+
 def _value(cell: Cell, key: str) -> str:
-    """Return a cell's identity field as a filter writes it."""
+    """Return a cell's identity field as a filter writes it: ``rate=300`` for 300.0 calls/s."""
     found = getattr(cell, key)
-    return DEFAULT_SIZE if found is None else str(found)
+    if found is None:
+        return NO_RATE if key == "rate" else DEFAULT_SIZE
+    return f"{found:g}" if isinstance(found, float) else str(found)
 
 
 def _fail(text: str, problem: str) -> NoReturn:

@@ -55,6 +55,11 @@ class LagRecorder:
     """Total lag of the wake-ups later than ``stall_threshold_ns`` (for availability)."""
     blocked_ns: int = 0
     """Total lag of the wake-ups later than one interval: time the loop could not run the probe."""
+    late_ns: int = 0
+    """Time the loop could not answer within the stall threshold: each wake-up adds its lag beyond it.
+
+    Continuous where ``stalled_ns`` has a cliff: a stall of L adds ``L - threshold`` here
+    (an event arriving in its first ``L - threshold`` waits longer than the threshold)."""
     next_due_ns: int = 0
     """When the next tick falls due: the heartbeat :mod:`offbench.measure.watchdog` reads from its thread."""
     late: list[tuple[int, int]] = field(default_factory=list)
@@ -73,6 +78,7 @@ class LagRecorder:
         self.raw_count += 1
         if lag_ns > self.stall_threshold_ns:
             self.stalled_ns += lag_ns
+            self.late_ns += lag_ns - self.stall_threshold_ns
         if lag_ns > interval:
             self.blocked_ns += lag_ns
             self.late.append((deadline_ns, lag_ns))

@@ -85,7 +85,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -189,24 +189,39 @@ class Meter:
             self._undo()
             self._undo = None
 
+    def window(self, start_ns: int, end_ns: int) -> None:
+        """Set the window the figures are about, once it is known (after the warm-up).
+
+        Installed early (before the tasks are made, see :meth:`install`) with an open
+        window, the meter times the warm-up too; only what overlaps the window counts.
+        """
+        self.start_ns, self.end_ns = start_ns, end_ns
+
+    def _inside(self) -> tuple[int, int]:
+        """Return the indexes ``[first, last)`` of the callbacks that overlap the window."""
+        return bisect_right(self.ends, self.start_ns), bisect_left(self.begins, self.end_ns)
+
     def busy_ns(self) -> int:
         """Return the time spent inside timed callbacks, clipped to the window.
 
         A loop runs one callback at a time, so the spans do not overlap and are ordered:
-        only the first and the last can straddle the window's edges.
+        only the first and the last inside the window can straddle its edges.
         """
-        total = sum(self.ends) - sum(self.begins)
-        if self.begins:
-            total -= max(0, self.start_ns - self.begins[0])
-            total -= max(0, self.ends[-1] - self.end_ns)
+        first, last = self._inside()
+        if first >= last:
+            return 0
+        total = sum(self.ends[first:last]) - sum(self.begins[first:last])
+        total -= max(0, self.start_ns - self.begins[first])
+        total -= max(0, self.ends[last - 1] - self.end_ns)
         return total
 
     def spans(self) -> list[tuple[int, int]]:
-        """Return (begin, end) of each timed callback, in the order they ran."""
-        return list(zip(self.begins, self.ends, strict=True))
+        """Return (begin, end) of each timed callback that overlaps the window, in the order they ran."""
+        first, last = self._inside()
+        return list(zip(self.begins[first:last], self.ends[first:last], strict=True))
 
     def durations_us(self) -> list[int]:
-        """Return each timed callback's full duration, whole microseconds."""
+        """Return the full duration of each timed callback that overlaps the window, whole microseconds."""
         return [(end - begin + 500) // 1000 for begin, end in self.spans()]
 
     def check(self, deadline_ns: int, lag_ns: int) -> Check:

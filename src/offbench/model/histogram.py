@@ -12,6 +12,7 @@ what the probe measured.
 from __future__ import annotations
 
 import binascii
+import functools
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -115,3 +116,19 @@ def percentiles_ms(encoded: str, levels: Iterable[float]) -> list[float]:
         value = histogram.get_max_value() if level >= 100 else histogram.get_value_at_percentile(level)
         values.append(value / 1000)
     return values
+
+
+@functools.lru_cache(maxsize=4096)
+def counts_ms(encoded: str) -> tuple[tuple[float, int], ...]:
+    """Return the recorded values of an encoded histogram as sorted ``(ms, count)`` pairs.
+
+    Each value is the highest its bucket stands for, as :func:`spectrum` reads them.
+    Decoding takes about 10 ms (hdrh walks its buckets in Python), and the runner reads
+    every unit's histogram again after each round: the pairs are kept, per encoding.
+    """
+    histogram = _decode(encoded)
+    pairs: list[tuple[float, int]] = []
+    for step in histogram.get_recorded_iterator():
+        value = histogram.get_highest_equivalent_value(step.value_iterated_to)
+        pairs.append((value / 1000, int(step.count_at_value_iterated_to)))
+    return tuple(pairs)

@@ -18,17 +18,23 @@ from offbench.errors import UsageError
 from offbench.model import histogram
 from offbench.model.cells import CellIdentity, CellSpec
 from offbench.model.params import Params
+from offbench.model.rates import Capacity, RateFigures, RateVerdict
 from offbench.model.semantics import StrategySemantics
 from offbench.model.settings import RunSettings
+from offbench.outputs import read_regular
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2: cells carry ``samples`` (the window cut into parts). 3: cells carry ``lag_histogram``.
 4: the window is ``duration_s`` everywhere (it was ``window_s`` in the settings and cells).
+5: cells are measured by units, one worker process per round (``units``, ``spread``,
+``stopped``, ``normalised_ops_s``, ``host_sensitivity``); runs carry ``rounds`` and ``host``;
+``samples`` and ``processes`` are gone.
 
-Files of versions 2 and 3 are still read, upgraded on the way in (:data:`UPGRADES`; the
-charts of version 2 are drawn from the stored percentiles); files of version 1 are refused.
+Files of versions 2 to 4 are still read, upgraded on the way in (:data:`UPGRADES`; the
+charts of version 2 are drawn from the stored percentiles; cells of versions before 5 have
+no units, so no interval: ``compare`` says so instead of guessing); version 1 is refused.
 """
-READABLE_VERSIONS = (2, 3, 4)
+READABLE_VERSIONS = (2, 3, 4, 5)
 
 
 def _duration_named_once(document: dict[str, Any]) -> None:
@@ -38,7 +44,13 @@ def _duration_named_once(document: dict[str, Any]) -> None:
         run_settings["duration_s"] = run_settings.pop("window_s")
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {2: _duration_named_once, 3: _duration_named_once}
+def _unitless(document: dict[str, Any]) -> None:
+    """Version 4 → 5: nothing to rename; the cells' unit fields take their defaults (none measured)."""
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {
+    2: _duration_named_once, 3: _duration_named_once, 4: _unitless,
+}
 """How a file of an older readable version is brought to this one, applied to its JSON document."""
 
 Status = Literal["ok", "error", "timeout"]
@@ -125,19 +137,65 @@ class LoopLag(msgspec.Struct, frozen=True, kw_only=True):
     mean: float
 
 
-class Samples(msgspec.Struct, frozen=True, kw_only=True):
-    """The measured window cut into equal consecutive parts, each summarised alone.
+class Unit(msgspec.Struct, frozen=True, kw_only=True):
+    """One worker process's measurement of a cell: the independent sample every interval is made of.
 
-    The parts give each figure a spread (``±`` in the tables) and are what
-    ``offbench compare`` tests for a significant change. A part's throughput counts
-    each call by the share of its duration inside the part; its op latency is the mean
-    of the calls that completed in it (``None`` if none did).
+    A cell is measured by several units, one per round, so each sees the host at another
+    moment (:mod:`offbench.run.runner`); the spread of the units, not of slices of one
+    window, is what ``±``, the verdict and ``offbench compare`` read.
     """
 
-    part_s: float
-    throughput_ops_s: list[float]
-    lag_p99_ms: list[float | None]
-    op_latency_mean_ms: list[float | None]
+    round: int
+    """The round it ran in (0 is the first); cells of one round ran within seconds of each other."""
+    started_s: float
+    """When its worker started, seconds from the run's start."""
+    duration_s: float
+    """Its measured window."""
+    ops: int
+    """Calls that completed in the window."""
+    throughput_ops_s: float
+    """Calls per second in the window, each counted by the share of its duration inside it."""
+    op_latency_mean_ms: float | None
+    """Mean submit-to-result time of its calls; ``None`` if none completed."""
+    lag_p99_ms: float | None
+    """Its own loop lag p99 (the cell's is that of all units' ticks pooled)."""
+    ticks: int
+    """Probe ticks it recorded (coordinated-omission corrected)."""
+    lag_histogram: str | None
+    """Its corrected lags, encoded as the cell's are (:mod:`offbench.model.histogram`)."""
+    reference_ms: float | None
+    """The host's speed as it started: a fixed pure-Python loop, timed in the worker before its warm-up."""
+    wakeup_us: float | None
+    """How long a thread took to wake on an event set from another, before its warm-up: the scheduler."""
+    cpu_s: float | None
+    """CPU time its processes (the worker and its pool's) used during the window."""
+    other_cpu: float | None
+    """Share of the machine's CPUs that other programs used while it ran (0 to 1; Linux)."""
+    host_factor: float | None = None
+    """How slow the host was around it, against the run's median: the median, over the units nearest
+    in time, of each reference over its interpreter's median (1.1 = 10 % slower). Set by the runner."""
+    sustained: bool | None = None
+    """A rate cell's unit: whether its latency did not grow through the window; ``None`` otherwise."""
+    latency_p99_ms: float | None = None
+    """A rate cell's unit: the p99 of its calls' latency from their intended start."""
+
+
+class Spread(msgspec.Struct, frozen=True, kw_only=True):
+    """How well a cell's throughput is known: the units' mean with its 95 % interval."""
+
+    low: float | None
+    """Lower end of the 95 % t-interval of the mean over units, ops/s (``null`` with one unit: unbounded)."""
+    high: float | None
+    """Upper end of that interval, ops/s (``null`` with one unit)."""
+    cv: float
+    """Coefficient of variation of the units' throughput."""
+    units: int
+
+
+Stop = Literal["precise", "over budget", "most units", "time budget", "fixed", "interrupted", "failed"]
+"""Why a cell got no more units: its figures were known well enough, its loop lag p99 was clearly
+over the lag budget (out of the verdict however fast), it had ``max_units``, the ``--time-budget``
+ran out, ``--rounds`` fixed the count, Ctrl-C, or a unit failed."""
 
 
 class Frame(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,21 +243,45 @@ class CellResult(CellIdentity, frozen=True, kw_only=True):
     lag_samples_raw: int = 0
     stalled_s: float = 0.0
     blocked_s: float = 0.0
+    late_s: float = 0.0
+    """Time the loop could not answer within ``stall_threshold_ms``: a stall of L adds L − threshold.
+
+    Unlike ``stalled_s`` (the stalls' whole length, counted only past the threshold),
+    it grows smoothly with the stalls: 9.9 and 10.1 ms stalls over a 10 ms threshold add
+    0 and 0.1 ms, not 0 and 10.1 ms."""
     availability: float | None = None
-    samples: Samples | None = None
+    """Share of the window an event arriving at a random moment would be answered within the
+    stall threshold: ``1 − late_s / elapsed_s``."""
+    units: list[Unit] = []
+    """The worker processes that measured the cell, one per round, in the order they ran."""
+    spread: Spread | None = None
+    """The throughput's interval over the units; ``None`` for a failed cell."""
+    normalised_ops_s: float | None = None
+    """Throughput at the run's median host speed: the mean of its units' throughputs, each multiplied
+    by its ``host_factor`` to the power ``host_sensitivity`` × the share of its window its processes
+    spent on a CPU (:mod:`offbench.judge.precision`)."""
+    host_sensitivity: float | None = None
+    """How much of the host's speed shows in this workload's throughput, 0 to 1, estimated from the
+    run's units of every cell of the workload (a pure-Python call about 1, a sleep or C code that
+    does not follow the reference about 0); 0 unless the run's units show it beyond noise."""
+    first_call_ms: float | None = None
+    """The first call of the cell's first unit, which often pays a lazy set-up (imports, a connection)."""
+    stopped: Stop = "fixed"
+    """Why the cell got no more units."""
     startup_s: float = 0.0
     loop_version: str = ""
     details: Params = {}
     worker_pid: int | None = None
     """The first of the cell's worker processes."""
-    processes: int = 1
-    """How many worker processes measured the cell, one after the other, each a share of the window."""
     worker_start: str = ""
     wall_s: float = 0.0
     stall_evidence: list[StallEvidence] = []
     """The longest stalls beyond ``evidence_threshold_ms`` (longest first) and the code behind each."""
     loop_utilisation: LoopUtilisation | None = None
     """How busy callbacks kept the loop, checked against the probe; ``None`` in older files."""
+    open_loop: RateFigures | None = None
+    """A rate cell's figures (offered and achieved rate, latency from intended start, backlog);
+    ``None`` for a concurrency cell. ``op_latency_ms`` then holds the same corrected latencies."""
 
     @property
     def ok(self) -> bool:
@@ -246,7 +328,17 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     """What woke the probe: ``timerfd`` or ``loop-timers``; "" in old files."""
 
 
-Judgement = Literal["winner", "failed", "blocked", "gil", "lag", "capped", "slower"]
+Judgement = Literal[
+    "winner", "partial", "tie", "semantics", "failed", "blocked", "gil", "startup", "shipping", "lag",
+    "capped", "slower",
+]
+"""How a verdict judged a candidate. ``winner``: the recommendation; ``partial``: the choice at some
+loops or concurrencies only; ``tie``: as fast within noise, another preferred for what it does to the
+program; ``semantics``: as fast or faster, but creates a worker per call; ``failed``: a cell did not
+measure; over the lag budget: ``blocked`` (the call ran on the loop, or the loop ran late most of the
+time), ``gil`` (threads do not speed the work up and the loop starves), ``startup`` (the loop stalled
+starting a thread or process per call), ``lag``; slower beyond noise: ``capped`` (at its pool's size),
+``startup``, ``shipping`` (pickling and IPC to a process), ``slower``."""
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -257,10 +349,42 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     judgement: Judgement
     reason: str
     qualified: bool
-    """Every cell ok and loop lag p99 within the budget in all of them."""
+    """Every cell ok and loop lag p99 within the budget in all of them (near it where nothing was within)."""
     score: float | None
-    """Mean, over (loop, concurrency), of throughput relative to the best strategy there."""
+    """Geometric mean, over (loop, concurrency), of its throughput relative to the fastest cell there."""
     worst_lag_p99_ms: float | None
+
+
+ConfidenceWord = Literal["clear", "likely", "tie", "alone"]
+"""``clear``: faster than every other candidate beyond noise, in every round; ``likely``: faster, but
+not beyond noise in every round or without units to tell; ``tie``: as fast as others within noise,
+chosen for what it does to the program; ``alone``: the only candidate within the budget (a worker-per-call
+strategy aside, which is never recommended beside one that reuses its workers)."""
+Method = Literal["paired by round", "welch", "fixed 5 %"]
+"""How two candidates' throughputs were compared: the mean of per-round log ratios (same rounds),
+Welch's interval on the units' logs (too few shared rounds), a fixed tolerance (fewer than two units:
+old files, ``--rounds 1``)."""
+
+
+class Confidence(msgspec.Struct, frozen=True, kw_only=True):
+    """How clear the verdict's choice was where it was decided: margin against noise, rounds agreeing."""
+
+    word: ConfidenceWord
+    loop: str
+    concurrency: int
+    """Where it was decided: the headline's loop and (highest) concurrency."""
+    against: str | None
+    """The candidate it was compared with: the fastest other one in the tie, else the runner-up."""
+    margin_pct: float | None
+    """How much faster than ``against``, %; 0 for a tie; ``None`` when alone."""
+    low_pct: float | None
+    """Lower end of the 95 % interval of the throughput ratio to ``against``, % (None: no interval)."""
+    high_pct: float | None
+    method: Method | None
+    rounds: int
+    """Rounds in which the choice was measured there."""
+    rounds_agreeing: int
+    """Of those, rounds in which no candidate outside the tie was faster than the choice."""
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -273,9 +397,18 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     lag_budget_ms: float
     winner: Candidate | None
     text: str
+    """The headline, one line that stands alone: what to use, its figures, the fix, the tie."""
     candidates: list[Candidate]
     warnings: list[str] = []
     """What the winner does to the program's semantics that the caller should know (``semantics``)."""
+    tied: list[str] = []
+    """Labels of the candidates as good as the winner wherever it was chosen, the winner first."""
+    details: list[str] = []
+    """Sentences to print under the headline: per loop or concurrency, the margins, the fix and its cost."""
+    fix: str | None = None
+    """The line of code that sizes the winner's pool, when the verdict recommends a size."""
+    confidence: Confidence | None = None
+    """How clear the choice was; ``None`` when nothing was chosen."""
 
 
 class GateBreach(CellIdentity, frozen=True, kw_only=True):
@@ -325,6 +458,43 @@ class PoolCost(msgspec.Struct, frozen=True, kw_only=True):
     """Why this pool could not be measured (the other fields are then zero)."""
 
 
+class Round(msgspec.Struct, frozen=True, kw_only=True):
+    """One round: every cell still measuring got one unit, in a random order."""
+
+    index: int
+    started_s: float
+    """Seconds from the run's start."""
+    wall_s: float
+    cells: list[int]
+    """The cells it measured, as indexes into the run's ``results``, in the order they ran."""
+    reference_ms: float | None
+    """Median of its units' speed references: the host's speed during the round."""
+    other_cpu: float | None
+    """Mean share of the machine's CPUs other programs took during its units (Linux)."""
+
+
+BUSY_SHARE = 0.25
+"""Other programs taking more than this share of the machine's CPUs during a unit make it "busy"."""
+
+
+class Host(msgspec.Struct, frozen=True, kw_only=True):
+    """How steady the machine was while the run measured: its speed reference and other programs' CPU."""
+
+    reference_ms: float
+    """Median of every unit's speed reference (a fixed pure-Python loop)."""
+    drift_pct: float
+    """How much the host's speed moved between rounds: the CV of the rounds' references, in %."""
+    scatter_pct: float
+    """How much it moved from one unit to the next: the CV of all units' references, in %."""
+    other_cpu_mean: float | None
+    """Mean share of the machine's CPUs other programs took during the units (Linux; else ``None``)."""
+    other_cpu_max: float | None
+    busy_units: int
+    """Units during which other programs took more than :data:`BUSY_SHARE` of the CPUs."""
+    busy_cells: int
+    """Cells with at least one such unit: their figures carry that load."""
+
+
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     """A whole run: where, when, with which settings, and every cell's result."""
 
@@ -343,6 +513,14 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     """Each ``--fail-if`` gate and the cells that broke it; empty without gates."""
     pool_costs: list[PoolCost] = []
     """Start-up and per-call cost of the run's process pools by start method; empty without one."""
+    rounds: list[Round] = []
+    """The rounds the cells were measured in, in order; empty in older files."""
+    host: Host | None = None
+    """How steady the machine was; ``None`` in older files and runs without a unit."""
+    rate_verdicts: list[RateVerdict] = []
+    """Per workload, at each offered rate, the strategies that met the SLO within the lag budget."""
+    capacity: list[Capacity] = []
+    """Each strategy's highest rate within the SLO and the lag budget (``--rate auto``); else empty."""
 
 
 def encode(run: RunResult) -> bytes:
@@ -356,6 +534,8 @@ def decode(data: bytes, source: str = "<data>") -> RunResult:
         header = msgspec.json.decode(data, type=dict[str, object])
     except msgspec.DecodeError as exc:
         raise UsageError(f"{source}: not an offbench results file: {exc}") from None
+    except RecursionError:  # msgspec's own depth limit (about 1000 levels): not a DecodeError
+        raise UsageError(f"{source}: not an offbench results file: nested too deeply") from None
     version = header.get("schema_version")
     if version not in READABLE_VERSIONS:
         readable = " or ".join(map(str, READABLE_VERSIONS))
@@ -370,6 +550,8 @@ def decode(data: bytes, source: str = "<data>") -> RunResult:
             run = msgspec.convert(document, RunResult)
     except msgspec.ValidationError as exc:
         raise UsageError(f"{source}: malformed results: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: malformed results: nested too deeply") from None
     for index, cell in enumerate(run.results):
         try:
             if cell.lag_histogram is not None:
@@ -380,10 +562,13 @@ def decode(data: bytes, source: str = "<data>") -> RunResult:
     return run
 
 
+MAX_FILE_BYTES = 256 << 20
+"""The largest results file read: a run of hundreds of cells writes a few MiB."""
+
+
 def load(path: Path) -> RunResult:
-    """Read and validate a results file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return decode(data, str(path))
+    """Read and validate a results file.
+
+    Only a regular file (``/dev/zero`` would read without end) of at most :data:`MAX_FILE_BYTES`.
+    """
+    return decode(read_regular(path, MAX_FILE_BYTES, "an offbench results file"), str(path))

@@ -1,4 +1,4 @@
-"""Other Python interpreters to run cells under (``--python``), each with offbench in a cached venv.
+"""Other Python interpreters to run cells under (``--python``): a bare one, or an environment of yours.
 
 Where "threads don't help CPU work" stops being true is a property of the interpreter
 (a free-threaded build, a newer GIL), so a run can measure the same cells under
@@ -10,6 +10,14 @@ offbench installed (the same source, editable if ours is), cached and reused acr
 runs, and returns the interpreter with the venv's executable that workers are spawned
 with. Nothing here prints: ``prepare`` tells its caller through ``on_install`` before
 the slow first install.
+
+An interpreter inside a virtual environment (``--python base=base/.venv/bin/python``)
+is run as it is, with that environment's own packages: the dependency set a CI job
+wants to compare against another (an A/B test in one run, ``offbench compare --by
+python``). offbench's worker is put first on its ``sys.path`` (offbench alone: a
+folder with a link to this offbench's package), and offbench's dependencies from the
+cached venv of the same base interpreter last, after the environment's own, so its
+packages win wherever both have one (:func:`launcher`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from pathlib import Path
 
 import msgspec
 
-from offbench import __version__
+from offbench import __version__, cache
 from offbench.errors import UsageError
 from offbench.model.settings import Interpreter
 
@@ -56,6 +64,8 @@ print(json.dumps({{
     "implementation": platform.python_implementation(),
     "executable": sys.executable,
     "base_prefix": sys.base_prefix,
+    "prefix": sys.prefix,
+    "base_executable": getattr(sys, "_base_executable", sys.executable),
     "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
     "gil_enabled": True if gil is None else bool(gil()),
     "offbench": offbench,
@@ -71,9 +81,16 @@ class _Facts(msgspec.Struct, frozen=True):
     implementation: str
     executable: str
     base_prefix: str
+    prefix: str
+    base_executable: str
     free_threaded: bool
     gil_enabled: bool
     offbench: str
+
+    @property
+    def environment(self) -> bool:
+        """Whether the interpreter runs in a virtual environment (its own packages)."""
+        return os.path.realpath(self.prefix) != os.path.realpath(self.base_prefix)
 
 
 def resolve(given: str) -> Interpreter:
@@ -86,7 +103,8 @@ def resolve(given: str) -> Interpreter:
     """
     if given == SELF:
         return _interpreter(SELF, _query(sys.executable, given, _WORKER_IMPORTS), sys.executable)
-    found = shutil.which(given)
+    name, path = _named(given)
+    found = shutil.which(path)
     if found is None:
         raise UsageError(f"--python {given}: no such interpreter (not on PATH, not an executable file)",
                          key="pythons")
@@ -101,9 +119,35 @@ def resolve(given: str) -> Interpreter:
         raise UsageError(
             f"--python {given}: Python {facts.version} is too old; offbench needs "
             f"{'.'.join(map(str, MIN_VERSION))} or newer", key="pythons")
+    if facts.environment and os.path.realpath(facts.prefix) != os.path.realpath(sys.prefix):
+        # The environment's own python (not resolved through its link: that is what makes it one).
+        found = os.path.abspath(found)
+        return msgspec.structs.replace(_interpreter(given, facts, found), environment=True,
+                                       label=name or _environment_name(found))
     if _is_running(facts):
-        return _interpreter(given, _query(sys.executable, given, _WORKER_IMPORTS), sys.executable)
-    return _interpreter(given, facts, facts.executable or found)
+        interpreter = _interpreter(given, _query(sys.executable, given, _WORKER_IMPORTS), sys.executable)
+    else:
+        interpreter = _interpreter(given, facts, facts.executable or found)
+    return msgspec.structs.replace(interpreter, label=name) if name else interpreter
+
+
+def _named(given: str) -> tuple[str, str]:
+    """Split ``NAME=PATH`` (the label the tables and ``compare --by python`` use) from a plain path."""
+    name, equals, path = given.partition("=")
+    if not equals:
+        return "", given
+    if not name or not all(part.isalnum() for part in name.replace("-", "_").replace(".", "_").split("_")):
+        raise UsageError(f"--python {given}: a name before '=' must be letters, digits, '.', '-' or '_'",
+                         key="pythons")
+    if not path:
+        raise UsageError(f"--python {given}: no interpreter after '='", key="pythons")
+    return name, path
+
+
+def _environment_name(executable: str) -> str:
+    """Return a label for an environment's python: its folder's name, or its parent's for ``.venv``."""
+    folder = Path(executable).parent.parent
+    return folder.parent.name if folder.name in (".venv", "venv", "env", ".env") else folder.name
 
 
 def _pyenv_installed(shim: str, given: str) -> str | None:
@@ -170,10 +214,7 @@ def cache_root() -> Path:
 
     ``XDG_CACHE_HOME`` is honoured when ``OFFBENCH_CACHE`` is not set.
     """
-    if os.environ.get("OFFBENCH_CACHE"):
-        return Path(os.environ["OFFBENCH_CACHE"]) / "venvs"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "offbench" / "venvs"
+    return cache.root() / "venvs"
 
 
 def source() -> tuple[list[str], str]:
@@ -231,6 +272,8 @@ def prepare(interpreter: Interpreter, on_install: Callable[[Interpreter], None] 
     """
     if interpreter.executable == sys.executable:
         return interpreter
+    if interpreter.environment:
+        return _with_overlay(interpreter, on_install)
     requirement, digest = source()
     folder = venv_dir(interpreter, digest)
     python = str(folder / "bin" / "python")
@@ -246,6 +289,55 @@ def prepare(interpreter: Interpreter, on_install: Callable[[Interpreter], None] 
                 raise UsageError(f"--python {interpreter.given}: offbench was installed in {folder} "
                                  "but does not import there")
     return msgspec.structs.replace(interpreter, executable=python, gil_enabled=facts.gil_enabled)
+
+
+def _with_overlay(interpreter: Interpreter, on_install: Callable[[Interpreter], None] | None) -> Interpreter:
+    """Return an environment's interpreter with its overlay: offbench first, its dependencies last.
+
+    The dependencies come from the cached venv of the environment's base interpreter
+    (made as for a bare ``--python``); offbench itself from a folder holding only a link
+    to that venv's offbench package, so nothing else of the venv goes before the
+    environment's own packages.
+    """
+    base = _query(interpreter.executable, interpreter.given, "pass").base_executable
+    bare = prepare(_interpreter(interpreter.given, _query(base, interpreter.given, "pass"), base), on_install)
+    paths = _query_paths(bare.executable, interpreter.given)
+    first = Path(bare.executable).parent.parent / "offbench-first"
+    link = first / "offbench"
+    if not link.exists():
+        first.mkdir(exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            link.symlink_to(paths["offbench"], target_is_directory=True)
+    facts = _query(interpreter.executable, interpreter.given, "pass")
+    return msgspec.structs.replace(interpreter, overlay=[str(first), paths["purelib"]],
+                                   gil_enabled=facts.gil_enabled)
+
+
+def _query_paths(python: str, given: str) -> dict[str, str]:
+    """Return the venv's ``purelib`` folder and where its offbench package is."""
+    code = ("import json, os, sysconfig, offbench; print(json.dumps("
+            "{'purelib': sysconfig.get_paths()['purelib'], 'offbench': os.path.dirname(offbench.__file__)}))")
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, timeout=QUERY_TIMEOUT_S, check=True)
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        raise UsageError(f"--python {given}: cannot find offbench's folders in {python}: {exc}",
+                         key="pythons") from None
+
+
+BOOTSTRAP = (
+    "import sys, site; first, deps = sys.argv[1:3]; del sys.argv[1:3]; sys.path.insert(0, first); "
+    "site.addsitedir(deps); import runpy; runpy.run_module('offbench.run.child', run_name='__main__')"
+)
+"""What an environment's python runs to start a worker: offbench first, its dependencies after the
+environment's packages, then the spawned child's usual entry (``python -m offbench.run.child``)."""
+
+
+def launcher(interpreter: Interpreter) -> list[str]:
+    """Return the command that starts a child under ``interpreter``, to which its arguments are added."""
+    if interpreter.environment and interpreter.overlay:
+        return [interpreter.executable, "-c", BOOTSTRAP, *interpreter.overlay]
+    return [interpreter.executable, "-m", "offbench.run.child"]
 
 
 def _ready(folder: Path, python: str, given: str) -> _Facts | None:

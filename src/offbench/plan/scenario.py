@@ -29,6 +29,7 @@ import msgspec
 
 from offbench.errors import UsageError
 from offbench.model.settings import WorkloadSpec
+from offbench.outputs import read_regular
 from offbench.plan import settings
 from offbench.plan.options import OPTIONS, Option
 from offbench.plan.settings import Choices
@@ -46,6 +47,8 @@ def _scenario_type(option: Option) -> Any:
         return list[dict[str, Any]]
     if option.name in LEVELS:
         return Level | list[Level]
+    if option.name == "rate":
+        return float | str | list[float | str]  # calls/s, or "auto"
     kind: Any = option.kind
     return kind | types.GenericAlias(list, (kind,)) if option.many else kind
 
@@ -76,14 +79,19 @@ def shipped() -> dict[str, Traversable]:
     return {f.name.removesuffix(".toml"): f for f in sorted(files, key=lambda f: f.name)}
 
 
+MAX_FILE_BYTES = 1 << 20
+"""The largest scenario file read: a scenario is a few hundred bytes."""
+
+
 def find(name_or_path: str) -> tuple[str, bytes]:
-    """Return ``(source, contents)`` of a scenario given as a file path or a shipped name."""
+    """Return ``(source, contents)`` of a scenario given as a file path or a shipped name.
+
+    Only a regular file of at most :data:`MAX_FILE_BYTES` is read: a device or a FIFO
+    (which may never end) is one line.
+    """
     path = Path(name_or_path)
-    if path.is_file():
-        try:
-            return str(path), path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if path.exists() and not path.is_dir():
+        return str(path), read_regular(path, MAX_FILE_BYTES, "a scenario file")
     known = shipped()
     name = name_or_path.removesuffix(".toml")
     if name in known and os.sep not in name_or_path:
@@ -109,10 +117,14 @@ def parse(data: bytes, source: str) -> Scenario:
         raise UsageError(f"{source}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nested array or table
+        raise UsageError(f"{source}: invalid TOML: nested too deeply") from None
     try:
         raw = msgspec.convert(document, type=ScenarioFile)
     except msgspec.ValidationError as exc:
         raise UsageError(f"{source}: {_shape_error(str(exc))}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: nested too deeply for a scenario") from None
     try:
         choices = _choices(raw)
         settings.build_settings(choices)

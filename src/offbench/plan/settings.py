@@ -9,6 +9,7 @@ lays one over the other, and every check of user input happens in
 from __future__ import annotations
 
 import math
+import random
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -22,30 +23,33 @@ from offbench.judge import gates
 from offbench.model.cells import CellSpec
 from offbench.model.settings import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_DURATION_S,
     DEFAULT_EVIDENCE_THRESHOLD_MS,
     DEFAULT_LAG_BUDGET_MS,
     DEFAULT_PROBE_INTERVAL_MS,
-    DEFAULT_PROCESSES,
-    DEFAULT_SAMPLES,
+    DEFAULT_SLO_MS,
     DEFAULT_STALL_THRESHOLD_MS,
-    DEFAULT_WARMUP_S,
-    QUICK_DURATION_S,
-    QUICK_WARMUP_S,
+    EFFORT,
+    QUICK,
+    Arrivals,
     Interpreter,
     RunSettings,
     WorkloadSpec,
 )
-from offbench.plan import interpreters
-from offbench.plan.matrix import cells, default_cell_timeout
+from offbench.plan import interpreters, options
+from offbench.plan.matrix import cells
 from offbench.processes import open_files_ceiling
+from offbench.workloads.user import UserFunction
 
-MAX_PROCESSES = 100
-MAX_SAMPLES = 1000
-MIN_TICKS_PER_SAMPLE = 5
+MAX_ROUNDS = 100
 MAX_CONCURRENCY = 4096
 MAX_WORKERS = 1024
 MAX_PAYLOAD_BYTES = 1 << 30
+MAX_RATE = 1_000_000.0
+"""Calls a second a rate cell may be offered: far beyond what a loop can start (a few 10 000/s)."""
+MAX_IN_FLIGHT = 1_000_000
+AUTO = "auto"
+"""The ``--rate`` that asks for the capacity search instead of a rate."""
+ARRIVALS: tuple[Arrivals, ...] = ("fixed", "poisson")
 
 T = TypeVar("T")
 N = TypeVar("N", int, int | None)
@@ -62,14 +66,21 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
     strategies: list[str] | None = None
     loops: list[str] | None = None
     concurrency: list[int] | None = None
+    rate: list[float | str] | None = None
+    arrivals: str | None = None
+    max_in_flight: int | None = None
+    slo_ms: float | None = None
     max_workers: list[int | None] | None = None
     pythons: list[str] | None = None
+    sized_pools: bool | None = None
+    quick: bool | None = None
+    precision_pct: float | None = None
+    rounds: int | None = None
+    time_budget_s: float | None = None
     duration_s: float | None = None
     warmup_s: float | None = None
-    quick: bool | None = None
+    seed: int | None = None
     lag_budget_ms: float | None = None
-    samples: int | None = None
-    processes: int | None = None
     probe_interval_ms: float | None = None
     stall_threshold_ms: float | None = None
     evidence_threshold_ms: float | None = None
@@ -85,8 +96,8 @@ class Choices(msgspec.Struct, frozen=True, kw_only=True):
 def merge(base: Choices, override: Choices) -> Choices:
     """Return ``base`` with every choice ``override`` makes replacing it.
 
-    ``override.quick`` replaces the base's window and warm-up with the quick ones,
-    unless ``override`` sets them itself.
+    ``override.quick`` also drops a window and warm-up the base fixed, so quick windows are
+    sized as ``--quick`` sizes them, unless ``override`` fixes them itself.
     """
     said: dict[str, object] = {
         field: value
@@ -94,8 +105,8 @@ def merge(base: Choices, override: Choices) -> Choices:
         if (value := getattr(override, field)) is not None and field != "quick"
     }
     if override.quick:
-        said.setdefault("duration_s", QUICK_DURATION_S)
-        said.setdefault("warmup_s", QUICK_WARMUP_S)
+        said.setdefault("duration_s", None)
+        said.setdefault("warmup_s", None)
     return msgspec.structs.replace(base, **said, quick=bool(base.quick or override.quick))
 
 
@@ -103,48 +114,71 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
     """Validate ``choices`` and fill in defaults; raise ``UsageError`` naming the key at fault.
 
     What is not chosen takes its default: every built-in workload, the default strategies and
-    loops that can run here,
-    concurrency 1 and 8, the library's executor sizes. Duplicates are dropped, order is kept.
+    loops that can run here (with ``quick``, the first of those loops: asyncio; which loop
+    runs the program rarely changes which offload wins, and halves the matrix),
+    concurrency 1 and 8 (none when rates are given: rate cells only), the library's executor
+    sizes. Duplicates are dropped, order is kept.
     """
     c = choices or Choices()
     quick = bool(c.quick)
-    window = _first(c.duration_s, QUICK_DURATION_S if quick else DEFAULT_DURATION_S)
-    warmup = _first(c.warmup_s, QUICK_WARMUP_S if quick else DEFAULT_WARMUP_S)
-    _positive("duration", "duration_s", window)
-    _positive("warm-up", "warmup_s", warmup, allow_zero=True)
+    duration = _optional_positive("duration", "duration_s", c.duration_s)
+    warmup = _optional_positive("warm-up", "warmup_s", c.warmup_s, allow_zero=True)
+    timeout = _optional_positive("cell timeout", "cell_timeout_s", c.cell_timeout_s)
+    budget = _optional_positive("time budget", "time_budget_s", c.time_budget_s)
     probe_interval = _first(c.probe_interval_ms, DEFAULT_PROBE_INTERVAL_MS)
     stall_threshold = _first(c.stall_threshold_ms, DEFAULT_STALL_THRESHOLD_MS)
     lag_budget = _first(c.lag_budget_ms, DEFAULT_LAG_BUDGET_MS)
-    timeout = _first(c.cell_timeout_s, default_cell_timeout(window, warmup))
     _positive("probe interval", "probe_interval_ms", probe_interval)
     _positive("stall threshold", "stall_threshold_ms", stall_threshold)
     evidence_threshold = _first(c.evidence_threshold_ms, DEFAULT_EVIDENCE_THRESHOLD_MS)
     _positive("evidence threshold", "evidence_threshold_ms", evidence_threshold, allow_zero=True)
     _positive("lag budget", "lag_budget_ms", lag_budget)
-    _positive("cell timeout", "cell_timeout_s", timeout)
-    samples = _samples(_first(c.samples, DEFAULT_SAMPLES), window, probe_interval)
-    processes = _processes(_first(c.processes, DEFAULT_PROCESSES), samples)
-    chosen_workloads = _workloads(c.workloads)
-    levels = _sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY)
-    _check_open_files(chosen_workloads, max(levels))
+    effort = QUICK if quick else EFFORT
+    if c.precision_pct is not None:
+        if not (math.isfinite(c.precision_pct) and 0 < c.precision_pct <= 100):
+            raise UsageError(f"precision must be a percentage above 0 and at most 100, got {c.precision_pct}",
+                             key="precision_pct")
+        effort = msgspec.structs.replace(effort, precision_pct=c.precision_pct)
     pythons = _pythons(c.pythons)
+    chosen_workloads = _workloads(c.workloads)
+    if not pythons or any(p.executable == sys.executable and not p.environment for p in pythons):
+        # A user's module is imported here only when this interpreter runs cells: with other
+        # --python interpreters it may exist in theirs alone, and their cells say if it is missing.
+        _check_user_functions(chosen_workloads)
+    rates, auto = _rates(c.rate)
+    rated = bool(rates) or auto
+    levels = ([] if c.concurrency is None and rated else
+              _sizes("concurrency", _said(c.concurrency, DEFAULT_CONCURRENCY), MAX_CONCURRENCY))
+    in_flight = _needs_rate("max_in_flight", _max_in_flight(c.max_in_flight), rated)
+    _check_open_files(chosen_workloads, max([*levels, in_flight or 0]))
+    slo = _first(_needs_rate("slo_ms", c.slo_ms, rated), DEFAULT_SLO_MS)
+    _positive("SLO", "slo_ms", slo)
     chosen = RunSettings(
         workloads=chosen_workloads,
         strategies=_names(
             "strategies", c.strategies, strategies.default_names(), strategies.require_available
         ),
-        loops=_names("loops", c.loops, _installed_loops(), _loop_check(pythons)),
+        loops=_names("loops", c.loops, _installed_loops()[:1] if quick else _installed_loops(),
+                     _loop_check(pythons)),
         concurrency=levels,
+        rate=rates,
+        rate_auto=auto,
+        arrivals=_arrivals(_needs_rate("arrivals", c.arrivals, rated)),
+        max_in_flight=in_flight,
+        slo_ms=slo,
         max_workers=_sizes("max_workers", _said(c.max_workers, [None]), MAX_WORKERS),
-        duration_s=window,
+        sized_pools=c.sized_pools is not False,
+        duration_s=duration,
         warmup_s=warmup,
+        effort=effort,
+        rounds=_rounds(c.rounds),
+        time_budget_s=budget,
+        seed=_seed(c.seed),
         probe_interval_ms=probe_interval,
         stall_threshold_ms=stall_threshold,
         evidence_threshold_ms=evidence_threshold,
         cell_timeout_s=timeout,
         lag_budget_ms=lag_budget,
-        samples=samples,
-        processes=processes,
         semantics=c.semantics is not False,
         pool_costs=c.pool_costs is not False,
         utilisation=c.utilisation is not False,
@@ -155,6 +189,76 @@ def build_settings(choices: Choices | None = None, scenario: str | None = None) 
         scenario=scenario,
     )
     return msgspec.structs.replace(chosen, fail_if=_gates(c.fail_if, cells(chosen)))
+
+
+def _rates(given: Sequence[float | str] | None) -> tuple[list[float], bool]:
+    """Return the offered rates (calls/s) and whether ``auto`` (the capacity search) was asked for."""
+    if given is not None and not given:
+        raise UsageError("rate is empty: give at least one rate, or auto", key="rate")
+    rates: list[float] = []
+    auto = False
+    for value in given or []:
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            auto = True
+            continue
+        try:
+            rate = float(value)
+        except ValueError:
+            raise UsageError(f"rate must be calls per second or 'auto', got {value!r}", key="rate") from None
+        if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
+            raise UsageError(f"rate must be above 0 and at most {MAX_RATE:,.0f} calls per second, "
+                             f"got {value}", key="rate")
+        rates.append(rate)
+    return _unique(rates), auto
+
+
+def _max_in_flight(given: int | None) -> int | None:
+    """Check ``--max-in-flight``: a bound from 1 on a rate cell's calls in flight."""
+    if given is not None and not 1 <= given <= MAX_IN_FLIGHT:
+        raise UsageError(f"max in flight must be between 1 and {MAX_IN_FLIGHT}, got {given}",
+                         key="max_in_flight")
+    return given
+
+
+def _arrivals(given: str | None) -> Arrivals:
+    """Check ``--arrivals``: ``fixed`` (the default) or ``poisson``."""
+    if given is None:
+        return "fixed"
+    for known in ARRIVALS:
+        if given == known:
+            return known
+    raise UsageError(f"arrivals must be {' or '.join(ARRIVALS)}, got {given!r}", key="arrivals")
+
+
+def _needs_rate(key: str, given: T | None, rated: bool) -> T | None:
+    """Refuse an option of rate cells in a run without them: it would change nothing."""
+    if given is not None and not rated:
+        flag = options.get(key).flags[0]
+        raise UsageError(f"{flag} applies to rate cells: add --rate", key=key)
+    return given
+
+
+def _optional_positive(what: str, key: str, value: float | None, allow_zero: bool = False) -> float | None:
+    """Check a value that may be left unsaid (``None``: offbench decides)."""
+    if value is not None:
+        _positive(what, key, value, allow_zero)
+    return value
+
+
+def _rounds(given: int | None) -> int | None:
+    """Check ``--rounds``: a fixed number of units per cell."""
+    if given is not None and not 1 <= given <= MAX_ROUNDS:
+        raise UsageError(f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got {given}", key="rounds")
+    return given
+
+
+def _seed(given: int | None) -> int:
+    """Return ``--seed``, or a fresh one: the run records it, so its order can be repeated."""
+    if given is None:
+        return random.randrange(2**31)
+    if not 0 <= given < 2**63:
+        raise UsageError(f"seed must be a whole number from 0, got {given}", key="seed")
+    return given
 
 
 def _payload_bytes(given: int | None) -> int:
@@ -210,37 +314,6 @@ def _dask_scheduler(address: str | None, chosen: Sequence[str] | None) -> str | 
     return address.strip().rstrip("/")
 
 
-def _samples(samples: float, duration_s: float, probe_interval_ms: float) -> int:
-    """Check the number of parts the window is cut into: each needs a few probe ticks."""
-    if samples != int(samples) or not 2 <= samples <= MAX_SAMPLES:
-        raise UsageError(f"samples must be a whole number from 2 to {MAX_SAMPLES}, got {samples:g}",
-                         key="samples")
-    part_ms = duration_s * 1000 / samples
-    if part_ms < MIN_TICKS_PER_SAMPLE * probe_interval_ms:
-        raise UsageError(
-            f"{samples:g} samples cut the {duration_s:g} s window into {part_ms:g} ms parts, fewer than "
-            f"{MIN_TICKS_PER_SAMPLE} probe ticks each: take fewer samples or a longer window",
-            key="samples",
-        )
-    return int(samples)
-
-
-def _processes(processes: float, samples: int) -> int:
-    """Check the number of worker processes per cell: each measures at least one part."""
-    if processes != int(processes) or not 1 <= processes <= MAX_PROCESSES:
-        raise UsageError(
-            f"processes must be a whole number from 1 to {MAX_PROCESSES}, got {processes:g}",
-            key="processes",
-        )
-    if processes > samples:
-        raise UsageError(
-            f"{processes:g} processes cannot share {samples} samples: each process measures at "
-            "least one part of the window; take fewer processes or more samples",
-            key="processes",
-        )
-    return int(processes)
-
-
 FILES_MARGIN = 256
 """Open files a worker needs besides its calls': interpreter, pipes, selectors, pools."""
 
@@ -276,6 +349,17 @@ def _workloads(chosen: Sequence[WorkloadSpec] | None) -> list[WorkloadSpec]:
         for index, spec in enumerate(specs)
     ]
     return list({msgspec.json.encode(w): w for w in resolved}.values())
+
+
+def _check_user_functions(chosen: Sequence[WorkloadSpec]) -> None:
+    """Import each ``module:function`` workload (in a child) and check it names a callable."""
+    for index, spec in enumerate(chosen):
+        workload = workloads.get(spec.name)
+        if isinstance(workload, UserFunction):
+            try:
+                workload.check()
+            except UsageError as exc:
+                raise UsageError(str(exc), key=f"workloads[{index}].name") from None
 
 
 def resolve_workload(spec: WorkloadSpec, key: str) -> WorkloadSpec:

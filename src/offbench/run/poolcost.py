@@ -55,7 +55,7 @@ from typing import Annotated, Any
 import msgspec
 
 from offbench.model.results import CallCost, PoolCost, Quantiles
-from offbench.processes import native_thread_count, report_and_exit, run_child
+from offbench.processes import Launcher, native_thread_count, report_and_exit, run_child
 from offbench.stats import median, percentile
 
 DEFAULT_PAYLOAD_BYTES = 1 << 20
@@ -306,7 +306,7 @@ def measure_in_child(
     spec: CostSpec,
     timeout_s: float = 120.0,
     on_wait: Callable[[], None] = lambda: None,
-    executable: str | None = None,
+    executable: Launcher | None = None,
 ) -> list[PoolCost]:
     """Run :func:`measure` in a child process (``executable``: another interpreter); return its rows.
 

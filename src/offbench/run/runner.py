@@ -1,60 +1,105 @@
-"""The orchestrator: runs each cell of the matrix in fresh worker processes and collects results.
+"""The orchestrator: measures the cells of the matrix in rounds of fresh worker processes.
 
-The runner never measures and never prints. It starts what a cell needs outside the
-worker (the socket workload's server), starts the cell's worker processes one after
-the other, each for its share of the window, enforces the timeout by killing a
-worker's whole process group, turns every way a worker can end into a
-:class:`~offbench.model.results.CellResult` (pooling the workers' raw measurements with
-:func:`~offbench.run.aggregate.cell_result`), and tells an :class:`Observer` as cells
-start and finish (the CLI draws progress from that).
+The runner never measures and never prints. A cell is measured by *units*: one worker
+process each, one per round. In every round each cell that still needs a unit gets
+one, in a random order (seeded, :attr:`~offbench.model.settings.RunSettings.seed`), so
+a slow minute of the host falls on every strategy alike, as Google Benchmark's random
+interleaving of repetitions does; the cells a verdict compares are measured in the
+same rounds. The first round calibrates: each cell's first unit sizes the window its
+later units measure (:mod:`offbench.measure.worker`). After every round each cell is
+judged (:mod:`offbench.judge.precision`): it stops once its throughput is known to
+the effort's precision and its lag p99 well enough, or at the most units, or when
+``--rounds`` fixes the count; a ``--time-budget`` ends the rounds when the next would
+not fit.
 
-After the cells, the run's process pools are costed (:mod:`offbench.run.poolcost`: start-up
-by start method, a call's round trip with and without a payload) and its strategies and
-loops are checked for their semantics (:mod:`offbench.semantics`), each unless the
-settings say not to.
+Around every unit the runner reads the machine's CPU time (``/proc/stat``): what the
+machine's CPUs did beyond the unit's own processes is other programs' load, recorded
+per unit (:attr:`~offbench.model.results.Unit.other_cpu`) and summarised per run
+(:class:`~offbench.model.results.Host`). It starts what a cell needs outside the
+worker (the socket workload's server, once per workload for the whole run), enforces
+each unit's timeout by killing the worker's whole process group, turns every way a
+worker can end into a result (:func:`~offbench.run.aggregate.cell_result`), and tells
+an :class:`Observer` as units start and end and cells finish.
 
-Ctrl-C (``KeyboardInterrupt``) stops the run between or during cells (or checks): the
-worker in flight is killed, and the :class:`~offbench.model.results.RunResult` holds every
-cell measured (and strategy checked) so far, marked ``complete=False``.
+After the rounds, ``--rate auto`` searches each strategy's capacity in short units
+(:mod:`offbench.run.capacity`), the run's process pools are costed
+(:mod:`offbench.run.poolcost`) and its strategies and loops are checked for their
+semantics (:mod:`offbench.semantics`), each unless the settings say not to.
+
+Ctrl-C (``KeyboardInterrupt``) stops the run between or during units: the worker in
+flight is killed, and the :class:`~offbench.model.results.RunResult` holds every cell
+with the units it had, marked ``complete=False``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import itertools
+import os
+import random
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
 
 from offbench import __version__, workloads
 from offbench.errors import OffbenchError
-from offbench.judge import gates, verdict
+from offbench.judge import gates, precision, rates, verdict
+from offbench.measure import cpu
 from offbench.measure.wire import Measurement, WorkerReport
 from offbench.measure.worker import child_main
 from offbench.model.cells import CellSpec
-from offbench.model.results import CellResult, PoolCost, RunResult, failed_cell
+from offbench.model.params import Params
+from offbench.model.rates import Capacity
+from offbench.model.results import (
+    BUSY_SHARE,
+    CellResult,
+    Host,
+    PoolCost,
+    Round,
+    RunResult,
+    Stop,
+    Unit,
+    failed_cell,
+)
 from offbench.model.semantics import StrategySemantics
 from offbench.model.settings import Interpreter, RunSettings
 from offbench.plan import interpreters
-from offbench.plan.matrix import cells, process_shares
-from offbench.processes import ChildOutcome, default_start_method, run_child
-from offbench.run import machine, poolcost
-from offbench.run.aggregate import cell_result
+from offbench.plan.matrix import capacity_cells, cells
+from offbench.processes import ChildOutcome, Launcher, default_start_method, run_child
+from offbench.run import aggregate, capacity, machine, poolcost
 from offbench.semantics.check import check
+
+CALIBRATION_TIMEOUT_S = 30.0
+"""How long a cell's first unit may take (warm-up, a window sized from it, the drain) unless
+``--cell-timeout`` says: a call too slow to calibrate in that time needs ``--duration``."""
+UNIT_TIMEOUT_S = 15.0
+"""Start-up room of a later unit's timeout, on top of three times the first unit's wall time."""
+UNIT_OVERHEAD_S = 0.06
+"""A unit's cost beyond its warm-up and window (worker start, reference, report), for estimates."""
 
 
 class Observer(Protocol):
     """Receives progress events; every method must return quickly."""
 
-    def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
-        """Note that a cell is about to start (``index`` counts from 0)."""
+    def round_started(self, index: int, cells: int) -> None:
+        """Note that round ``index`` (from 0) is about to measure one unit of each of ``cells`` cells."""
+
+    def unit_started(self, done: int, planned: int, cell: CellSpec, round_index: int) -> None:
+        """Note that a unit of ``cell`` is about to start; ``done`` of ``planned`` units are behind."""
+
+    def unit_finished(self, done: int, planned: int, seconds_left: float | None) -> None:
+        """Note that a unit ended; ``seconds_left`` is the runner's estimate of the rest of the run."""
 
     def cell_finished(self, index: int, total: int, result: CellResult) -> None:
-        """Note that a cell has a result (ok, error or timeout)."""
+        """Note that a cell has its result (ok, error or timeout): it gets no more units."""
 
     def waiting(self) -> None:
-        """Take a moment, a few times a second while a cell runs (e.g. to refresh a display)."""
+        """Take a moment, a few times a second while a unit runs (e.g. to refresh a display)."""
 
     def checking(self, strategy: str, loop: str) -> None:
         """Note that the semantic experiments for ``strategy`` on ``loop`` are about to run."""
@@ -65,11 +110,20 @@ class Observer(Protocol):
     def costing(self, pools: list[str], python: str) -> None:
         """Note that the start-up and call cost of ``pools`` under ``python`` is about to be measured."""
 
+    def searching(self, cell: CellSpec, probe: int) -> None:
+        """Note that unit ``probe`` (from 0) of the capacity search of ``cell`` (at its rate) starts."""
+
 
 class NullObserver:
     """An observer that ignores everything."""
 
-    def cell_started(self, index: int, total: int, cell: CellSpec) -> None:
+    def round_started(self, index: int, cells: int) -> None:
+        """Ignore."""
+
+    def unit_started(self, done: int, planned: int, cell: CellSpec, round_index: int) -> None:
+        """Ignore."""
+
+    def unit_finished(self, done: int, planned: int, seconds_left: float | None) -> None:
         """Ignore."""
 
     def cell_finished(self, index: int, total: int, result: CellResult) -> None:
@@ -87,9 +141,32 @@ class NullObserver:
     def costing(self, pools: list[str], python: str) -> None:
         """Ignore."""
 
+    def searching(self, cell: CellSpec, probe: int) -> None:
+        """Ignore."""
+
+
+@dataclass
+class CellState:
+    """One cell while the rounds run: its unit spec, what its units measured, and whether it is done."""
+
+    spec: CellSpec
+    executable: Launcher | None = None
+    measured: list[Measurement] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+    """Each unit's wall time in the runner: what the next would cost."""
+    failure: CellResult | None = None
+    stopped: Stop | None = None
+    start_method: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True while the cell needs more units."""
+        return self.stopped is None
+
 
 def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
-    """Measure every cell of ``settings``; return the results, partial if interrupted.
+    """Measure every cell of ``settings`` in rounds; return the results, partial if interrupted.
 
     Each of ``settings.pythons`` first gets its venv (:func:`offbench.plan.interpreters.prepare`;
     ``UsageError`` before any cell runs if that fails), and its cells' workers are
@@ -100,30 +177,31 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     settings = msgspec.structs.replace(settings, pythons=[
         interpreters.prepare(python, observer.installing) for python in settings.pythons])
-    executables = {python.label: python.executable for python in settings.pythons}
+    executables = {python.label: interpreters.launcher(python) for python in settings.pythons}
     info = machine.describe()
-    matrix = cells(settings)
+    states = [CellState(spec, executables.get(spec.python)) for spec in cells(settings)]
     preload(settings)
-    results: list[CellResult] = []
+    rounds: list[Round] = []
     found: list[StrategySemantics] = []
     costs: list[PoolCost] = []
+    capacities: list[Capacity] = []
     complete = False
     try:
-        for index, cell in enumerate(matrix):
-            observer.cell_started(index, len(matrix), cell)
-            result = run_cell(cell, settings.cell_timeout_s, observer.waiting,
-                              executables.get(cell.python))
-            results.append(result)
-            observer.cell_finished(index, len(matrix), result)
+        with Fixtures() as fixtures:
+            measure_rounds(states, settings, observer, fixtures, rounds, began)
+            search_capacity(states, settings, observer, fixtures, began, capacities)
         if settings.pool_costs:
             cost_pools(settings, observer, costs)
         if settings.semantics:
             check(settings.strategies, settings.loops, found=found,
                   on_start=lambda spec: observer.checking(spec.strategy, spec.loop),
-                  on_wait=observer.waiting)
+                  on_wait=observer.waiting, cached=True)
         complete = True
     except KeyboardInterrupt:
-        pass
+        for state in states:
+            if state.active:
+                state.stopped = "interrupted"
+    results = finish(states, settings.lag_budget_ms)
     return RunResult(
         offbench_version=__version__,
         created=created,
@@ -132,11 +210,333 @@ def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
         machine=info,
         settings=settings,
         results=results,
-        verdicts=verdict.decide(results, settings.lag_budget_ms, found),
+        verdicts=verdict.decide([r for r in results if r.rate is None], settings.lag_budget_ms, found),
+        rate_verdicts=rates.decide([r for r in results if r.rate is not None], settings.slo_ms,
+                                   settings.lag_budget_ms, info.cpu_count),
+        capacity=capacities,
         semantics=found,
         gates=gates.judge_all(settings.fail_if, results),
         pool_costs=costs,
+        rounds=rounds,
+        host=host_of(results, rounds),
     )
+
+
+def measure_rounds(
+    states: list[CellState],
+    settings: RunSettings,
+    observer: Observer,
+    fixtures: Fixtures,
+    rounds: list[Round],
+    began: float,
+) -> None:
+    """Run rounds until no cell needs a unit, or the time budget would be overrun by the next one."""
+    order = random.Random(settings.seed)
+    done = 0
+    for index in itertools.count():
+        active = [i for i, state in enumerate(states) if state.active]
+        if not active:
+            return
+        if index and not fits(states, settings, began):
+            for i in active:
+                stop(states[i], "time budget", i, len(states), observer)
+            return
+        chosen = order.sample(active, len(active))
+        observer.round_started(index, len(chosen))
+        round_began = time.monotonic()
+        for i in chosen:
+            observer.unit_started(done, done + planned_units(states, settings), states[i].spec, index)
+            measure_unit(states[i], fixtures, index, began, settings.cell_timeout_s, observer.waiting)
+            done += 1
+            if states[i].failure is not None:
+                stop(states[i], "failed", i, len(states), observer)
+            observer.unit_finished(done, done + planned_units(states, settings),
+                                   seconds_left(states, settings))
+        rounds.append(round_of(index, chosen, states, round_began - began, time.monotonic() - round_began))
+        judge_round(states, settings, observer)
+
+
+def search_capacity(states: Sequence[CellState], settings: RunSettings, observer: Observer,
+                    fixtures: Fixtures, began: float, found: list[Capacity]) -> None:
+    """With ``--rate auto``, search each candidate's capacity (:mod:`offbench.run.capacity`) into ``found``.
+
+    Each of the search's units is measured as a rate cell's unit is, in a worker process of
+    its own; the closed-loop cells at concurrency 1 give the search its starting rates.
+    """
+    searched = capacity_cells(settings)
+    if not searched:
+        return
+    executables = {python.label: interpreters.launcher(python) for python in settings.pythons}
+
+    def probe(spec: CellSpec) -> Measurement | CellResult:
+        state = CellState(spec, executables.get(spec.python))
+        measure_unit(state, fixtures, 0, began, settings.cell_timeout_s, observer.waiting)
+        return state.measured[0] if state.measured else state.failure or failed_cell(spec, "error", "lost")
+
+    starts = capacity.start_rates((state.spec, state.units) for state in states)
+    capacity.search_all(searched, probe, settings.slo_ms, settings.lag_budget_ms, starts, found,
+                        observer.searching)
+
+
+def round_of(index: int, chosen: list[int], states: Sequence[CellState], started_s: float,
+             wall_s: float) -> Round:
+    """Return what round ``index`` measured, with its host speed and other programs' load."""
+    units = [u for i in chosen for u in states[i].units[-1:] if u.round == index]
+    references = [u.reference_ms for u in units if u.reference_ms is not None]
+    others = [u.other_cpu for u in units if u.other_cpu is not None]
+    return Round(
+        index=index, started_s=round(started_s, 3), wall_s=round(wall_s, 3), cells=chosen,
+        reference_ms=statistics.median(references) if references else None,
+        other_cpu=round(statistics.fmean(others), 4) if others else None,
+    )
+
+
+def judge_round(states: Sequence[CellState], settings: RunSettings, observer: Observer) -> None:
+    """After a round, stop each cell that has what it needs (see :class:`~offbench.model.settings.Effort`)."""
+    effort = settings.effort
+    values = normalised_values(states)
+    for index, state in enumerate(states):
+        if not state.active:
+            continue
+        count = len(state.units)
+        if settings.rounds is not None:
+            if count >= settings.rounds:
+                stop(state, "fixed", index, len(states), observer, values[index])
+        elif count >= effort.max_units:
+            stop(state, "most units", index, len(states), observer, values[index])
+        elif count >= effort.min_units and (why := precision.settled(
+                values[index], state.units, settings.lag_budget_ms, effort.precision_pct, effort.ticks)):
+            stop(state, why, index, len(states), observer, values[index])
+
+
+def stop(state: CellState, why: Stop, index: int, total: int, observer: Observer,
+         values: Sequence[float] | None = None) -> None:
+    """Mark ``state`` done, and tell the observer its result (``values``: its normalised throughputs)."""
+    state.stopped = why
+    found = values if values is not None else normalised_values([state])[0]
+    observer.cell_finished(index, total, result_of(state, found))
+
+
+def correction(states: Sequence[CellState]) -> precision.HostCorrection:
+    """Return the run's host correction so far (:func:`offbench.judge.precision.correct`)."""
+    return precision.correct([s.units for s in states], [workload_of(s.spec) for s in states],
+                             [s.spec.python for s in states])
+
+
+def workload_of(spec: CellSpec) -> tuple[str, bytes, bool]:
+    """Return what shares one sensitivity to the host: a workload with its parameters, closed or open loop."""
+    return spec.workload, msgspec.json.encode(spec.params), spec.rate is not None
+
+
+def normalised_values(states: Sequence[CellState]) -> list[list[float]]:
+    """Return each cell's units' throughputs at the run's median host speed, cells in order."""
+    return correction(states).values([s.units for s in states])
+
+
+def planned_units(states: Sequence[CellState], settings: RunSettings) -> int:
+    """Return how many more units the run expects to measure: each active cell up to its likely stop."""
+    typical = typical_cv(states)
+    return sum(max(0, likely_units(state, settings, typical) - len(state.units))
+               for state in states if state.active)
+
+
+def likely_units(state: CellState, settings: RunSettings, typical: float | None = None) -> int:
+    """Return how many units ``state`` will probably get, from its spread so far.
+
+    A cell with fewer than two units has no spread of its own yet: the other cells' typical
+    one (``typical``, from :func:`typical_cv`) stands in, so the first rounds' estimate is not
+    the least number of units for every cell (which made the ETA run low).
+    """
+    effort = settings.effort
+    if settings.rounds is not None:
+        return settings.rounds
+    throughputs = [u.throughput_ops_s for u in state.units]
+    cv = _spread_of(throughputs)
+    if cv is None:
+        cv = typical
+    if cv is None:
+        return effort.min_units
+    # n such that t(n-1) * cv / sqrt(n) is within the precision, with t taken as about 2.5.
+    needed = (2.5 * cv * 100 / effort.precision_pct) ** 2
+    return int(min(effort.max_units, max(effort.min_units, len(throughputs), round(needed + 0.5))))
+
+
+def typical_cv(states: Sequence[CellState]) -> float | None:
+    """Return the median coefficient of variation of the cells with two units or more, if any."""
+    spreads = (_spread_of([u.throughput_ops_s for u in state.units]) for state in states)
+    found = [cv for cv in spreads if cv is not None]
+    return statistics.median(found) if found else None
+
+
+def _spread_of(throughputs: Sequence[float]) -> float | None:
+    if len(throughputs) < 2 or statistics.fmean(throughputs) <= 0:
+        return None
+    return statistics.stdev(throughputs) / statistics.fmean(throughputs)
+
+
+def unit_seconds(state: CellState, settings: RunSettings) -> float:
+    """Return what ``state``'s next unit will likely take: its last units' median, else an estimate."""
+    if state.walls:
+        return statistics.median(state.walls[-3:])
+    window = state.spec.duration_s if state.spec.duration_s is not None else settings.effort.min_window_s
+    return window + (state.spec.warmup_s or 0.05) + UNIT_OVERHEAD_S
+
+
+def seconds_left(states: Sequence[CellState], settings: RunSettings) -> float:
+    """Return the runner's estimate of the measuring still to do, seconds."""
+    typical = typical_cv(states)
+    return sum(unit_seconds(s, settings) * max(0, likely_units(s, settings, typical) - len(s.units))
+               for s in states if s.active)
+
+
+def fits(states: Sequence[CellState], settings: RunSettings, began: float) -> bool:
+    """Return whether another round fits the time budget (always, without one)."""
+    if settings.time_budget_s is None:
+        return True
+    next_round = sum(unit_seconds(s, settings) for s in states if s.active)
+    return time.monotonic() - began + next_round <= settings.time_budget_s
+
+
+class Fixtures(contextlib.ExitStack):
+    """What workloads run outside the workers (a loopback server), one per parameter set, for the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._resources: dict[bytes, Params] = {}
+
+    def resources(self, cell: CellSpec) -> Params:
+        """Return the resources of ``cell``'s workload, starting its fixture the first time."""
+        key = msgspec.json.encode([cell.workload, cell.params])
+        if key not in self._resources:
+            fixture = workloads.get(cell.workload).fixture(cell.params)
+            self._resources[key] = self.enter_context(fixture)
+        return self._resources[key]
+
+
+def measure_unit(
+    state: CellState,
+    fixtures: Fixtures,
+    round_index: int,
+    run_began: float,
+    timeout_s: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> None:
+    """Measure one unit of ``state``'s cell and record it (or its failure) in ``state``.
+
+    The cell's first unit calibrates: the window it measured becomes its later units'.
+    ``timeout_s`` (``--cell-timeout``) replaces the timeout that follows from the cell's
+    earlier units (:func:`unit_timeout`).
+    """
+    spec = state.spec
+    timeout = unit_timeout(state, timeout_s)
+    started = time.monotonic()
+    jiffies, own = cpu.machine_jiffies(), os.times()
+    try:
+        spec = msgspec.structs.replace(spec, resources=fixtures.resources(spec),
+                                       seed=spec.seed + round_index if spec.rate is not None else spec.seed)
+        outcome = run_child(child_main, msgspec.json.encode(spec), timeout, on_wait or (lambda: None),
+                            executable=state.executable)
+    except (OffbenchError, OSError, RuntimeError) as exc:
+        state.failure = failed_cell(spec, "error", f"could not set up the cell: {exc}")
+        return
+    wall = time.monotonic() - started
+    state.walls.append(wall)
+    state.start_method = outcome.start_method
+    report = from_outcome(spec, outcome, timeout)
+    if isinstance(report, CellResult):
+        state.failure = report
+        return
+    other = other_cpu(jiffies, cpu.machine_jiffies(), own, report, wall)
+    state.measured.append(report)
+    state.units.append(aggregate.unit(report, round_index, started - run_began, other))
+    if state.spec.duration_s is None:
+        state.spec = msgspec.structs.replace(state.spec, duration_s=report.elapsed_s)
+
+
+def unit_timeout(state: CellState, given: float | None) -> float:
+    """Return how long the next unit of ``state`` may take before its worker is killed."""
+    if given is not None:
+        return given
+    if not state.walls:
+        return CALIBRATION_TIMEOUT_S
+    return UNIT_TIMEOUT_S + 3 * max(state.walls)
+
+
+def other_cpu(
+    before: tuple[int, int] | None,
+    after: tuple[int, int] | None,
+    own_before: os.times_result,
+    measured: Measurement,
+    wall_s: float,
+) -> float | None:
+    """Return the share of the machine's CPUs other programs used during a unit (``None`` off Linux).
+
+    The machine's busy time over the unit, less the unit's own processes' CPU time (as
+    the worker read it when it reported) and this process's, over the CPUs' capacity.
+    """
+    if before is None or after is None or measured.cpu_total_s is None or wall_s <= 0:
+        return None
+    busy_s = (after[0] - before[0]) / cpu.TICKS_PER_S
+    own_after = os.times()
+    mine = (own_after.user - own_before.user) + (own_after.system - own_before.system)
+    capacity = wall_s * (os.cpu_count() or 1)
+    return min(1.0, max(0.0, (busy_s - measured.cpu_total_s - mine) / capacity))
+
+
+def result_of(state: CellState, normalised: Sequence[float]) -> CellResult:
+    """Return the result of a cell as it stands: its failure, or its units pooled."""
+    if state.failure is not None and not state.measured:
+        result = state.failure
+    elif not state.measured:
+        result = failed_cell(state.spec, "error", "interrupted before a unit measured it")
+    elif state.failure is not None:
+        result = msgspec.structs.replace(state.failure, units=list(state.units))
+    else:
+        result = aggregate.cell_result(state.spec, state.measured, state.units, normalised,
+                                       state.stopped or "interrupted")
+    return msgspec.structs.replace(result, worker_start=state.start_method, wall_s=round(sum(state.walls), 3))
+
+
+def finish(states: Sequence[CellState], lag_budget_ms: float) -> list[CellResult]:
+    """Return every cell's result, in the matrix's order, normalised to the run's host speed.
+
+    Each unit keeps its host factor and each cell its workload's sensitivity, so that a
+    saved file's figures can be recomputed (:func:`offbench.judge.precision.unit_values`).
+    """
+    found = correction(states)
+    for state, factors in zip(states, found.factors, strict=True):
+        state.units = [msgspec.structs.replace(u, host_factor=None if f is None else round(f, 5))
+                       for u, f in zip(state.units, factors, strict=True)]
+    values = found.values([s.units for s in states])
+    return [msgspec.structs.replace(result_of(state, value), host_sensitivity=round(sensitivity, 4))
+            if state.units else result_of(state, value)
+            for state, value, sensitivity in zip(states, values, found.sensitivities, strict=True)]
+
+
+def host_of(results: Sequence[CellResult], rounds: Sequence[Round]) -> Host | None:
+    """Return how steady the machine was over the run's units; ``None`` without a unit."""
+    units = [u for r in results for u in r.units]
+    references = [u.reference_ms for u in units if u.reference_ms is not None]
+    if not references:
+        return None
+    per_round = [r.reference_ms for r in rounds if r.reference_ms is not None]
+    others = [u.other_cpu for u in units if u.other_cpu is not None]
+    busy = [r for r in results if any((u.other_cpu or 0.0) > BUSY_SHARE for u in r.units)]
+    return Host(
+        reference_ms=round(statistics.median(references), 4),
+        drift_pct=round(_cv(per_round) * 100, 2),
+        scatter_pct=round(_cv(references) * 100, 2),
+        other_cpu_mean=round(statistics.fmean(others), 4) if others else None,
+        other_cpu_max=round(max(others), 4) if others else None,
+        busy_units=sum((u.other_cpu or 0.0) > BUSY_SHARE for u in units),
+        busy_cells=len(busy),
+    )
+
+
+def _cv(values: Sequence[float]) -> float:
+    if len(values) < 2 or statistics.fmean(values) <= 0:
+        return 0.0
+    return statistics.stdev(values) / statistics.fmean(values)
 
 
 def cost_pools(settings: RunSettings, observer: Observer, found: list[PoolCost]) -> None:
@@ -150,7 +550,8 @@ def cost_pools(settings: RunSettings, observer: Observer, found: list[PoolCost])
     if not pools:
         return
     sizes = [size for size in settings.max_workers if size is not None]
-    targets: list[tuple[str, str | None]] = [(python.label, python.executable) for python in settings.pythons]
+    targets: list[tuple[str, Launcher | None]] = [
+        (python.label, interpreters.launcher(python)) for python in settings.pythons]
     for label, executable in targets or [("", None)]:
         observer.costing(pools, label)
         spec = poolcost.CostSpec(
@@ -177,58 +578,58 @@ def preload(settings: RunSettings) -> list[str]:
 
 
 def run_cell(
-    cell: CellSpec, timeout_s: float, on_wait: Callable[[], None] | None = None,
-    executable: str | None = None,
+    cell: CellSpec,
+    timeout_s: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+    executable: Launcher | None = None,
+    units: int = 1,
 ) -> CellResult:
-    """Measure one cell in fresh worker processes, one after the other, inside its workload's fixture.
+    """Measure one cell alone with ``units`` worker processes one after the other: no rounds, no others.
 
-    ``timeout_s`` applies to each worker process. The first worker that fails fails the
-    cell, and no further one starts. The cell's parameters are completed with the
-    workload's defaults here, so a cell built by hand (in tests, say) needs to name
-    only what differs. ``executable`` spawns the workers with another interpreter.
+    For tests and benchmarks that measure a cell by itself. The cell's parameters are
+    completed with the workload's defaults here, so a cell built by hand needs to name
+    only what differs; the first failing unit fails the cell.
     """
     began = time.monotonic()
-    measured: list[Measurement] = []
-    start_method = ""
     try:
         workload = workloads.get(cell.workload)
         cell = msgspec.structs.replace(cell, params=workload.resolve_params(cell.params))
-        with workload.fixture(cell.params) as resources:
-            cell = msgspec.structs.replace(cell, resources=resources)
-            for share in process_shares(cell):
-                outcome = run_child(
-                    child_main, msgspec.json.encode(share), timeout_s, on_wait or (lambda: None),
-                    executable=executable,
-                )
-                start_method = outcome.start_method
-                report = _from_outcome(cell, outcome, timeout_s)
-                if isinstance(report, CellResult):
-                    return _finish(report, start_method, began)
-                measured.append(report)
-    except (OffbenchError, OSError, RuntimeError) as exc:
-        failure = failed_cell(cell, "error", f"could not set up the cell: {exc}")
-        return _finish(failure, start_method, began)
-    return _finish(cell_result(cell, measured), start_method, began)
+    except OffbenchError as exc:
+        return failed_cell(cell, "error", f"could not set up the cell: {exc}")
+    state = CellState(cell, executable)
+    with Fixtures() as fixtures:
+        for index in range(units):
+            measure_unit(state, fixtures, index, began, timeout_s, on_wait)
+            if state.failure is not None:
+                break
+    state.stopped = "failed" if state.failure is not None else "fixed"
+    return result_of(state, normalised_values([state])[0])
 
 
-def _finish(result: CellResult, start_method: str, began: float) -> CellResult:
-    return msgspec.structs.replace(
-        result, worker_start=start_method, wall_s=round(time.monotonic() - began, 3)
-    )
+def from_outcome(cell: CellSpec, outcome: ChildOutcome, timeout_s: float) -> Measurement | CellResult:
+    """Return a worker's measurement, or the failed result that says how it ended instead.
 
-
-def _from_outcome(cell: CellSpec, outcome: ChildOutcome, timeout_s: float) -> Measurement | CellResult:
-    """Return a worker's measurement, or the failed result that says how it ended instead."""
+    Processes the cell's function left running outside the worker's process group, which
+    were killed at its end, are counted in its ``details`` (``left_running``).
+    """
     if outcome.timed_out:
-        return failed_cell(cell, "timeout", f"no result within {timeout_s:g} s; worker killed")
+        doing = f" while {outcome.phase}" if outcome.phase else ""
+        return failed_cell(cell, "timeout", f"no result within {timeout_s:g} s; worker killed{doing}",
+                           details=_left(outcome, {}))
     if outcome.report:
         try:
             report = msgspec.json.decode(outcome.report, type=WorkerReport)
         except msgspec.DecodeError as exc:
             return failed_cell(cell, "error", f"worker sent an unreadable result: {exc}")
         if report.measurement is not None:
-            return report.measurement
+            return msgspec.structs.replace(report.measurement,
+                                           details=_left(outcome, report.measurement.details))
         if report.failure is not None:
-            return report.failure
-    return failed_cell(cell, "error", outcome.exit_summary(), traceback=outcome.output or None)
+            return msgspec.structs.replace(report.failure, details=_left(outcome, report.failure.details))
+    return failed_cell(cell, "error", outcome.exit_summary(), traceback=outcome.output or None,
+                       details=_left(outcome, {}))
+
+
+def _left(outcome: ChildOutcome, details: Params) -> Params:
+    return {**details, "left_running": outcome.left_running} if outcome.left_running else details
 

@@ -116,3 +116,30 @@ def hash_blocks(size: int, rounds: int) -> str:
 
 def noop() -> None:
     """Do nothing: what a strategy's own per-call cost is measured with."""
+
+
+def schedstat_ns() -> tuple[int, int] | None:
+    """Return how long this thread has been on a CPU, and runnable but waiting for one, ns (Linux).
+
+    ``/proc/thread-self/schedstat``. A thread blocked on the GIL is neither: it sleeps
+    until the holder lets go. ``None`` where the kernel does not tell.
+    """
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            running, waiting, _ = stat.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(running), int(waiting)
+
+
+def with_waiting(fn: Callable[[], object]) -> tuple[object, int | None]:
+    """Call ``fn``; return its result and how long its thread waited, runnable, for a CPU meanwhile (ns).
+
+    Two calls at once whose threads spent much of the time waiting for a CPU met a
+    machine without a free one (another program had it): their speed-up then says
+    nothing about what the strategy allows.
+    """
+    before = schedstat_ns()
+    result = fn()
+    after = schedstat_ns()
+    return result, None if before is None or after is None else after[1] - before[1]

@@ -17,6 +17,7 @@ import msgspec
 from offbench import loops, strategies
 from offbench.model.semantics import Finding, StrategySemantics
 from offbench.processes import report_and_exit, run_child
+from offbench.semantics import cache
 from offbench.semantics import callees as c
 from offbench.semantics.experiments import REGISTRY, Experiment, Lab
 from offbench.strategies import Call, Strategy
@@ -43,18 +44,28 @@ def check(
     on_start: Callable[[CheckSpec], None] = lambda spec: None,
     on_wait: Callable[[], None] = lambda: None,
     timeout_s: float = TIMEOUT_S,
+    cached: bool = False,
 ) -> list[StrategySemantics]:
     """Run every experiment for each strategy on each loop, each pair in a fresh worker process.
 
     Results are appended to ``found`` (a new list if not given) as they arrive, so a
-    caller interrupted by ``KeyboardInterrupt`` keeps what was checked so far.
+    caller interrupted by ``KeyboardInterrupt`` keeps what was checked so far. With
+    ``cached`` (a run's check), findings the same code made before are read from the
+    cache (:mod:`offbench.semantics.cache`) and new ones kept there.
     """
     found = [] if found is None else found
     for strategy in strategy_names:
         for loop in loop_names:
             spec = CheckSpec(strategy=strategy, loop=loop, target=target)
+            kept = cache.load(strategy, loop) if cached and target is None else None
+            if kept is not None:
+                found.append(kept)
+                continue
             on_start(spec)
-            found.append(check_one(spec, on_wait, timeout_s))
+            checked = check_one(spec, on_wait, timeout_s)
+            if cached:
+                cache.store(checked)
+            found.append(checked)
     return found
 
 

@@ -21,7 +21,7 @@ from abc import ABC
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypeVar, cast
 
 from offbench.loops import LoopFactory
 from offbench.model.semantics import Finding
@@ -34,10 +34,16 @@ PROMPT_EXIT_S = 0.05
 """``asyncio.run`` returning later than this after the main coroutine counts as waiting."""
 ROUNDS = 5
 """Rounds of the parallelism experiments; the best counts."""
+MAX_ROUNDS = 10
+"""Rounds they get at most, when the best speed-up so far is neither clearly parallel nor clearly not."""
+CLEARLY_SERIAL = 1.15
+"""A best speed-up under this after :data:`ROUNDS` rounds ends the experiment: the calls take turns."""
 CLEARLY_PARALLEL = 1.8
 """A speed-up this high after two rounds ends the experiment early: it can only grow."""
 BLOCK_S = 0.2
 """How long the cancellation and shutdown experiments' calls block."""
+BUSY_WAITING = 0.25
+"""Share of two parallel calls' time spent waiting for a CPU above which a round tells nothing."""
 
 
 @dataclass
@@ -360,27 +366,41 @@ class _Parallel(Experiment):
         raise NotImplementedError
 
     async def run(self, lab: Lab) -> Finding:
-        """Time one call and two concurrent calls (best of up to five each); report the speed-up.
+        """Time one call, then two at once, in up to five rounds; report the best of each's speed-up.
 
-        The best of several rounds, because a moment of load from elsewhere can only
-        slow a round down, never speed it up.
+        The best of each, because a moment of load from elsewhere can only slow a timing
+        down. A timing during which the calls' threads spent over :data:`BUSY_WAITING` of
+        their time runnable but waiting for a CPU (another program had it, see
+        :func:`~offbench.semantics.callees.with_waiting`) says nothing about the strategy
+        and is left out: otherwise a slow single call beside a lucky pair would read as
+        parallel. When no timing was free of that, the answer is unknown (``None``, "CPUs
+        busy"), not "no".
         """
-        job = self.job(lab)
+        job = functools.partial(c.with_waiting, self.job(lab))
         await lab.call(job)  # warm: pools start their workers, code gets imported
-        one = two = float("inf")
-        for round_ in range(ROUNDS):
+        ones: list[float] = []
+        twos: list[float] = []
+        for round_ in range(MAX_ROUNDS):
             began = time.perf_counter()
-            await lab.call(job)
-            one = min(one, time.perf_counter() - began)
+            alone = await lab.call(job)
+            one = time.perf_counter() - began
             began = time.perf_counter()
-            await asyncio.gather(in_task(lab.call(job)), in_task(lab.call(job)))
-            two = min(two, time.perf_counter() - began)
-            # More rounds can only raise the best speed-up: a clear one settles the answer.
-            if round_ >= 1 and 2 * one / two >= CLEARLY_PARALLEL:
+            both = await asyncio.gather(in_task(lab.call(job)), in_task(lab.call(job)))
+            two = time.perf_counter() - began
+            if not _waited(one, [alone]):
+                ones.append(one)
+            if not _waited(two, list(both)):
+                twos.append(two)
+            # More rounds can only raise the best speed-up: a clear one settles the answer, and
+            # so does a clear "no" after the usual rounds; an unclear one gets more rounds.
+            best = 2 * min(ones) / min(twos) if ones and twos else 0.0
+            clear = best >= CLEARLY_PARALLEL if len(ones) >= 2 else False
+            if clear or (round_ + 1 >= ROUNDS and best < CLEARLY_SERIAL):
                 break
-        speedup = 2 * one / two
-        cpus = os.cpu_count() or 1
-        if cpus < 2:
+        if not ones or not twos:
+            return self.found(None, "CPUs busy", detail=f"no round of {ROUNDS} had a free CPU")
+        speedup = 2 * min(ones) / min(twos)
+        if (os.cpu_count() or 1) < 2:
             return self.found(None, f"{speedup:.2f}× (1 CPU)", measured=speedup, unit="×")
         return self.found(
             speedup >= MIN_SPEEDUP, f"{speedup:.2f}×",
@@ -388,6 +408,12 @@ class _Parallel(Experiment):
             "run at a time",
             measured=speedup, unit="×",
         )
+
+
+def _waited(took_s: float, answers: list[object]) -> bool:
+    """Return whether one of the calls behind ``answers`` waited for a CPU over BUSY_WAITING of ``took_s``."""
+    waited = [w for _, w in (cast("tuple[object, int | None]", answer) for answer in answers)]
+    return any(w is not None and w / 1e9 > BUSY_WAITING * took_s for w in waited)
 
 
 def _calibrated(fn: Callable[[int], object], start: int, seconds: float) -> int:

@@ -6,10 +6,12 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from offbench.model.params import Params
+from offbench.processes import native_thread_count
 from offbench.strategies import Call, Strategy, default_executor_workers, register
 
 
@@ -84,12 +86,20 @@ class ToThread(_ThroughDefaultExecutor):
 
 
 def pool_start_method() -> str:
-    """Return the start method for process pools: ``forkserver`` where available, else ``spawn``.
+    """Return the start method for a process pool made now: ``fork`` while it is safe, else ``forkserver``.
 
-    Never ``fork``: forking a process that runs an event loop and threads can deadlock
-    (CPython #90622) and libuv's state is unusable after fork.
+    ``fork`` (CPython's default on Linux before 3.14) starts a pool in milliseconds
+    where a ``forkserver`` takes a tenth of a second; it is safe only while this process
+    runs a single thread (CPython #90622: a lock another thread holds stays locked in the
+    child). The worker starts its pool before any thread of its own, and the pool's
+    processes never touch the event loop whose state they inherit (libuv's is unusable
+    after a fork, uvloop #39): they only run calls. A workload whose set-up started
+    threads (a user module, a BLAS pool) gets ``forkserver``, or ``spawn`` where that is
+    missing. The method is recorded in the cell's details.
     """
     methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and native_thread_count() in (1, None):
+        return "fork"
     return "forkserver" if "forkserver" in methods else "spawn"
 
 

@@ -34,6 +34,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -42,7 +43,7 @@ from typing import Any, ClassVar
 
 from offbench.errors import UsageError
 from offbench.model.params import Params, ParamValue, number, whole
-from offbench.processes import run_child
+from offbench.processes import announce, report_and_exit, run_child
 from offbench.workloads import Workload
 from offbench.workloads.server import ServerConfig, loopback_server
 
@@ -57,11 +58,7 @@ def check_target(target: str, what: str = "workload") -> None:
     The module is found, not imported: importing runs user code, which belongs in the
     worker process.
     """
-    module_name, _, attr_path = target.partition(":")
-    if not module_name or not attr_path or not all(
-        part.isidentifier() for part in (*module_name.split("."), *attr_path.split("."))
-    ):
-        raise UsageError(f"{what} {target!r} is not of the form module:function")
+    module_name = _check_form(target, what)
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError) as exc:
@@ -70,7 +67,20 @@ def check_target(target: str, what: str = "workload") -> None:
         raise UsageError(f"{target}: no module named {module_name!r} (is it on sys.path?)")
 
 
+def _check_form(target: str, what: str = "workload") -> str:
+    """Raise ``UsageError`` unless ``target`` reads ``module:function``; return the module's name."""
+    module_name, _, attr_path = target.partition(":")
+    if not module_name or not attr_path or not all(
+        part.isidentifier() for part in (*module_name.split("."), *attr_path.split("."))
+    ):
+        raise UsageError(f"{what} {target!r} is not of the form module:function")
+    return module_name
+
+
 VERIFY_TIMEOUT_S = 30.0
+SLOW_IMPORT_NOTICE_S = 1.0
+"""An import check still running after this long is said on the terminal, so a slow (or hung)
+import is not seconds of silence."""
 
 
 @functools.cache
@@ -79,9 +89,27 @@ def check_callable(target: str) -> None:
 
     Checked in a child process, since importing runs user code (it may start threads,
     which would make forking the workers unsafe). A module that raises or hangs while
-    importing passes here: that is the workload failing, and its cells say so.
+    importing passes here: that is the workload failing, and its cells say so. An import
+    that takes over :data:`SLOW_IMPORT_NOTICE_S` is said on stderr as it happens, and one
+    that hangs past :data:`VERIFY_TIMEOUT_S` is warned about.
     """
-    outcome = run_child(_check_callable_main, target.encode(), VERIFY_TIMEOUT_S)
+    module = target.partition(":")[0]
+    began = time.monotonic()
+    said = False
+
+    def notice() -> None:
+        nonlocal said
+        if not said and time.monotonic() - began >= SLOW_IMPORT_NOTICE_S:
+            said = True
+            print(f"offbench: importing {module!r} for {target} (waiting up to "
+                  f"{VERIFY_TIMEOUT_S:g} s)...", file=sys.stderr, flush=True)
+
+    outcome = run_child(_check_callable_main, target.encode(), VERIFY_TIMEOUT_S, on_wait=notice,
+                        poll_s=0.2)
+    if outcome.timed_out:
+        print(f"offbench: warning: importing {module!r} for {target} did not finish in "
+              f"{VERIFY_TIMEOUT_S:g} s; measuring anyway (its cells will say if it hangs)",
+              file=sys.stderr, flush=True)
     if outcome.report:
         raise UsageError(outcome.report.decode())
 
@@ -94,16 +122,20 @@ def _check_callable_main(payload: bytes, report_fd: int) -> None:
         message = str(exc)
     except BaseException:  # the cells report what importing does
         pass
-    with open(report_fd, "wb", closefd=True) as out:
-        out.write(message.encode())
-    os._exit(0)
+    report_and_exit(report_fd, message.encode())
 
 
 @functools.cache
 def resolve(target: str) -> Callable[..., object]:
-    """Import ``module:function`` and return the callable, with a clear error when it is not one."""
+    """Import ``module:function`` and return the callable, with a clear error when it is not one.
+
+    In a worker, the parent is told while the module imports: a worker killed at the
+    cell's timeout is then said to have hung in the import.
+    """
     module_name, _, attr_path = target.partition(":")
+    announce(f"importing {module_name!r} (for {target})")
     obj: object = importlib.import_module(module_name)
+    announce("")
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
@@ -117,6 +149,19 @@ def resolve(target: str) -> Callable[..., object]:
 _per_thread = threading.local()
 _per_process: dict[str, object] = {}
 _per_process_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """Make a forked pool process set up its own objects, as a spawned one does.
+
+    An object (a client, a connection) copied across fork would share its sockets with the
+    worker it was forked from.
+    """
+    _per_process.clear()
+    _per_thread.__dict__.pop("made", None)
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def resource(setup: str, scope: str) -> object:
@@ -172,10 +217,18 @@ class UserFunction(Workload):
 
     @classmethod
     def from_target(cls, target: str) -> UserFunction:
-        """Check that ``target`` is ``module:function``, found, and names a callable."""
-        check_target(target)
-        check_callable(target)
+        """Check that ``target`` has the form ``module:function``; :meth:`check` finds and imports it.
+
+        Not imported here: with ``--python`` the module may exist only in the interpreters the
+        cells run under, not in the one running offbench.
+        """
+        _check_form(target)
         return cls(target)
+
+    def check(self) -> None:
+        """Check, in this interpreter, that the module is found and names a callable."""
+        check_target(self.name)
+        check_callable(self.name)
 
     def resolve_params(self, overrides: Mapping[str, ParamValue]) -> Params:
         """Check the generic types, then what only a user callable has: setup, scope, server."""
@@ -201,7 +254,9 @@ class UserFunction(Workload):
         if not setup:
             return {}
         began = time.perf_counter()
+        announce(f"running the setup {setup}")
         resource(setup, str(params["setup_scope"]))
+        announce("")
         return {"setup_s": round(time.perf_counter() - began, 6)}
 
     @contextmanager
