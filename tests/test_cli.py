@@ -20,7 +20,7 @@ from tests.run_cli import offbench, start_offbench
 pytestmark = pytest.mark.workers
 
 SMALL = ["-w", "sleep", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-d", "0.1",
-         "--warmup", "0.02"]
+         "--warmup", "0.02", "--rounds", "1"]
 
 
 def test_version() -> None:

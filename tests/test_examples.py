@@ -16,6 +16,8 @@ pytestmark = pytest.mark.workers
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = ["-l", "asyncio", "-d", "0.2", "--warmup", "0.05"]
+ONE = [*SHORT, "--rounds", "1"]
+"""One unit a cell: these tests ask whether an example works, not how precisely it measures."""
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
@@ -34,14 +36,14 @@ def by_strategy(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_documented_sqlite_command_works_from_the_repository_root() -> None:
     code, data, err = run("-w", "examples.sqlite_query:query", "-s", "to-thread", "-s", "process-pool",
-                          "-c", "2", *SHORT)
+                          "-c", "2", *ONE)
     assert code == 0, err
     assert all(r["status"] == "ok" and r["ops"] > 0 for r in data["results"])
 
 
 def test_sqlite_scenario_with_a_per_thread_connection(tmp_path: Path) -> None:
     code, data, err = run("examples/sqlite.toml", "-s", "to-thread", "-s", "process-pool", "-c", "2",
-                          *SHORT)
+                          *ONE)
     assert code == 0, err
     results = by_strategy(data)
     assert set(results) == {"to-thread", "process-pool"}
@@ -50,7 +52,7 @@ def test_sqlite_scenario_with_a_per_thread_connection(tmp_path: Path) -> None:
 
 
 def test_http_example_waits_for_the_loopback_server() -> None:
-    code, data, err = run("examples/http.toml", "-s", "to-thread", "-c", "1", "-c", "4", *SHORT)
+    code, data, err = run("examples/http.toml", "-s", "to-thread", "-c", "1", "-c", "4", *ONE)
     assert code == 0, err
     for result in data["results"]:
         assert result["status"] == "ok"
@@ -61,7 +63,7 @@ def test_http_example_waits_for_the_loopback_server() -> None:
 
 def test_unpicklable_result_fails_only_the_process_pool_cell() -> None:
     code, data, err = run("-w", "tests.user_functions:generator", "-s", "to-thread",
-                          "-s", "process-pool", "-c", "1", *SHORT)
+                          "-s", "process-pool", "-c", "1", *ONE)
     assert code == 1, err
     results = by_strategy(data)
     assert results["to-thread"]["status"] == "ok"
@@ -71,7 +73,7 @@ def test_unpicklable_result_fails_only_the_process_pool_cell() -> None:
 
 def test_a_module_that_fails_to_import_is_an_error_cell_and_the_run_goes_on() -> None:
     code, data, err = run("-w", "tests.broken_module:call", "-w", "sleep", "-s", "to-thread",
-                          "-c", "1", *SHORT)
+                          "-c", "1", *ONE)
     assert code == 1, err
     status = {r["workload"]: r for r in data["results"]}
     assert status["tests.broken_module:call"]["status"] == "error"

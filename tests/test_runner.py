@@ -65,6 +65,7 @@ def test_no_worker_or_pool_process_survives_a_run() -> None:
         duration_s=0.2,
         warmup_s=0.05,
         cell_timeout_s=3,
+        rounds=1,
     ))
     result = runner.run(run_settings)
     assert result.complete

@@ -36,3 +36,15 @@ def test_failed_checks_and_user_functions_are_not_kept() -> None:
     cache.store(StrategySemantics(strategy="to-thread", loop="asyncio", findings=[], target="mod:fn"))
     assert cache.load("direct", "asyncio") is None
     assert cache.load("to-thread", "asyncio") is None
+
+
+def test_a_parallelism_timing_the_hypervisor_stole_from_says_nothing() -> None:
+    # On a shared VM a stolen CPU is not in the run queue's wait: two calls that take turns
+    # because the host took a CPU must not read as "this strategy runs one call at a time".
+    from offbench.semantics.experiments import BUSY_WAITING, _waited
+
+    took = 0.1
+    assert _waited(took, [(None, 0)], stolen_s=2 * BUSY_WAITING * took)
+    assert not _waited(took, [(None, 0)], stolen_s=BUSY_WAITING * took / 2)
+    assert not _waited(took, [(None, 0)], stolen_s=None)
+    assert _waited(took, [(None, int(2 * BUSY_WAITING * took * 1e9))], stolen_s=0.0)

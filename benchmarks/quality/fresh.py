@@ -3,10 +3,11 @@
 QUALITY.md records, in its first lines, a digest of the code that decides what offbench
 measures: the worker side (``measure/``), the parent that pools units and stops cells
 (``run/``), the statistics of a cell and of a comparison (``judge/precision.py``,
-``judge/compare.py``, ``stats.py``). ``benchmarks/quality.py --check`` computes it again and
-exits 1 when the two differ (CI prints it as a warning). Each file is read as its syntax tree, with every docstring
-and every other bare string statement (the attribute docstrings) dropped, and comments
-never reach the tree: rewording prose does not make the report stale, changing code does.
+``judge/compare.py``, ``stats.py``). ``benchmarks/quality.py --check`` computes it again
+and exits 1 when the two differ (CI prints it as a warning). Each file is read as its
+syntax tree, with every docstring and every other bare string statement (the attribute
+docstrings) dropped, and comments never reach the tree: rewording prose does not make the
+report stale, changing code does.
 The tree is written out field by field, leaving out empty fields, so Python 3.11 to 3.13
 (which add empty fields and dump them differently) give the same digest.
 """

@@ -237,12 +237,8 @@ def _wait_gone(guardian: _Guardian, timeout: float) -> bool:
 def _running(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not procfs.signallable(pid):
         return False
-    except PermissionError:
-        return True
     process = procfs.stat(pid)
     return process is None or process.state != "Z"
 

@@ -59,6 +59,17 @@ def stat(pid: int) -> Process | None:
     return Process(pid, int(fields[1]), int(fields[2]), fields[0].decode(), int(fields[19]))
 
 
+def signallable(pid: int) -> bool:
+    """Return whether a process ``pid`` exists (signal 0: one of another user's counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def started(pid: int) -> int:
     """Return when ``pid`` started (ticks since boot), 0 if it cannot be told."""
     process = stat(pid)

@@ -112,10 +112,4 @@ def _owner_alive(pid: int, start: int) -> bool:
     if start:
         process = procfs.stat(pid)
         return process is not None and process.start == start
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return procfs.signallable(pid)

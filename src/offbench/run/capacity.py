@@ -102,31 +102,33 @@ def search(cell: CellSpec, probe: Probe, slo_ms: float, budget_ms: float, start:
         again = once(rate)
         return again if again.met else found
 
-    rate = _nice(min(MAX_RATE, max(MIN_RATE, start)))
-    first = attempt(rate)
-    met: CapacityProbe | None = first if first.met else None
-    missed: CapacityProbe | None = None if first.met else first
-    step = STEP if first.met else 1 / STEP
-    while len(probes) < MAX_PROBES and (met is None or missed is None):
-        previous, rate = rate, _nice(min(MAX_RATE, max(MIN_RATE, rate * step)))
-        if rate == previous:
-            break
+    met: CapacityProbe | None = None
+    missed: CapacityProbe | None = None
+
+    def settle(rate: float) -> None:
+        """Attempt ``rate``: it becomes the highest rate met so far, or the lowest missed."""
+        nonlocal met, missed
         found = attempt(rate)
         if found.met:
             met = found
         else:
             missed = found
+
+    rate = _nice(min(MAX_RATE, max(MIN_RATE, start)))
+    settle(rate)
+    step = STEP if met is not None else 1 / STEP
+    while len(probes) < MAX_PROBES and (met is None or missed is None):
+        previous, rate = rate, _nice(min(MAX_RATE, max(MIN_RATE, rate * step)))
+        if rate == previous:
+            break
+        settle(rate)
     while met is not None and missed is not None and len(probes) < MAX_PROBES:
         if missed.rate / met.rate <= RESOLUTION:
             break
         rate = _nice(math.sqrt(met.rate * missed.rate))
         if rate in (met.rate, missed.rate):
             break
-        found = attempt(rate)
-        if found.met:
-            met = found
-        else:
-            missed = found
+        settle(rate)
     return Capacity(
         workload=cell.workload, params=cell.params, strategy=cell.strategy, max_workers=cell.max_workers,
         loop=cell.loop, python=cell.python,
