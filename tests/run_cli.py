@@ -16,8 +16,11 @@ from offbench import cli
 ROOT = Path(__file__).resolve().parent.parent
 
 SMALL_RUN = ("run", "-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-c", "8",
-             "--quick", "--no-pool-costs", "--no-semantics")
-"""A run small enough to repeat: a 10 ms sleep on the loop and through to-thread (5 cells, one sized)."""
+             "--quick", "--rounds", "3", "--no-pool-costs", "--no-semantics")
+"""A run small enough to repeat: a 10 ms sleep on the loop and through to-thread (5 cells, one sized).
+
+Three units a cell, always: with two, a comparison's interval has one degree of freedom each
+side (t = 12.7), and a loaded host once made a threefold slowdown 'not significant'."""
 
 
 def offbench(*args: str, cwd: Path | None = ROOT) -> subprocess.CompletedProcess[str]:

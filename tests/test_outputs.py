@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,11 @@ from tests.builders import cell, run_of
 from tests.run_cli import offbench
 
 ROOT = Path(__file__).resolve().parent.parent
-# c=8: direct's lag (about 70 ms) is far over the 10 ms budget and to-thread is 8 times
-# faster, so the verdict cannot go either way (at c=1 a 10 ms sleep lags about the budget).
+# c=8: direct's lag (about 70 ms) is far over a 30 ms budget and to-thread is 6 times faster
+# (6 default threads), so the verdict cannot go either way. 30 ms, not the default 10: to-thread's
+# lag p99 is about 1 ms, but a host loaded by other programs once pushed it past 10 ms.
 SMALL = ["-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "8", "-d", "0.1",
-         "--warmup", "0.02", "--no-sized-pools"]
+         "--warmup", "0.02", "--no-sized-pools", "--lag-budget", "30"]
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +95,19 @@ def test_pyperf_tools_accept_the_export(small_run: tuple[Path, str], tmp_path: P
         assert done.returncode == 0, (tool, done.stderr)
     stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True,
                            text=True, timeout=60).stdout
-    # The values are the units' mean op latency (concurrency ÷ throughput) of 10 ms sleeps at
-    # c=8: direct runs them one after another (80 ms); to-thread on the default executor's
-    # min(32, CPUs + 4) threads queues 8 calls on them. 15 %: a unit's sleep overshoots by
-    # well under a millisecond, and the host's drift does not stretch a sleep.
-    threads = min(32, (os.cpu_count() or 1) + 4)
-    expected = [80.0, 10.0 * 8 / min(8, threads)]
+    # The values are the units' mean op latency, as the results file has them (pyperf prints
+    # three digits: 1 %).
+    run = json.loads((folder / "run.json").read_text())
+    recorded = [statistics.fmean(u["op_latency_mean_ms"] for u in r["units"]) for r in run["results"]]
     means = [float(m) for m in re.findall(r"Mean \+- std dev: ([0-9.]+) ms", stats)]
-    assert means == pytest.approx(expected, rel=0.15), stats
+    assert means == pytest.approx(recorded, rel=0.01), stats
+    # Physics bounds them below: 10 ms sleeps at c=8 take 80 ms one after another on the loop
+    # (direct), and 10 × 8 / threads through the default executor's min(32, CPUs + 4) threads.
+    # (Not above: each call on a blocked loop is followed by the probe's late ticks and the
+    # watchdog, 0.5 ms a call here, 2.4 ms once on a slow moment of this shared host.)
+    threads = min(32, (os.cpu_count() or 1) + 4)
+    assert means[0] >= 80.0 * 0.99
+    assert means[1] >= 10.0 * 8 / min(8, threads) * 0.99
 
 
 def test_pyperf_values_are_the_units_op_latency_in_seconds() -> None:

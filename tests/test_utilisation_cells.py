@@ -54,7 +54,10 @@ def test_offloaded_sleeps_leave_the_loop_mostly_idle(loop: str) -> None:
     # loop a few callbacks of tens of microseconds, a few per cent of the window at most.
     assert found.busy < 0.3, found
     assert found.callbacks > 0
-    assert found.stalls_checked == 0, found
+    # No callback of theirs blocks: the p99 of some thousands of callbacks stays far below the
+    # 5 ms stall threshold. (Not "no stall at all": on this shared VM the host deschedules the
+    # loop's thread for 5-10 ms now and then, which a loaded CI run showed as 2 stalls.)
+    assert found.callback_ms.p99 < found.check_ms / 5, found
 
 
 def _with_utilisation(strategy: str, agreeing: int, checked: int, loop: str = "asyncio") -> CellResult:
