@@ -6,6 +6,7 @@ Test modules import their builders from here, never from each other.
 from __future__ import annotations
 
 import statistics
+import xml.etree.ElementTree as ET
 
 import msgspec
 
@@ -156,3 +157,13 @@ def synthetic(direct_lag_ms: float = 10.0) -> RunResult:
         for strategy in ("direct", "to-thread", "process-pool") for loop in ("asyncio", "uvloop")
     ]
     return run_of(*cells)
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+"""The SVG namespace, as ElementTree writes it in tags."""
+
+
+def series(svg_text: str) -> dict[str, ET.Element]:
+    """Return the SVG groups that are data series, by id (``row0:spectrum:asyncio:direct``)."""
+    root = ET.fromstring(svg_text)
+    return {g.get("id", ""): g for g in root.iter(f"{SVG}g") if ":" in g.get("id", "")}

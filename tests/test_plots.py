@@ -12,19 +12,11 @@ import pytest
 from offbench.model import histogram, results
 from offbench.model.results import CellResult, RunResult
 from offbench.render import plots
-from tests.builders import cell, run_of, synthetic
-
-SVG = "{http://www.w3.org/2000/svg}"
+from tests.builders import SVG, cell, run_of, series, synthetic
 
 
 def with_lags(base: CellResult, values: list[float]) -> CellResult:
     return msgspec.structs.replace(base, lag_histogram=histogram.encode(values))
-
-
-def series(svg_text: str) -> dict[str, ET.Element]:
-    """Return the SVG groups that are data series, by id (``row0:spectrum:asyncio:direct``)."""
-    root = ET.fromstring(svg_text)
-    return {g.get("id", ""): g for g in root.iter(f"{SVG}g") if ":" in g.get("id", "")}
 
 
 def texts(svg_text: str) -> list[str]:

@@ -19,9 +19,8 @@ from offbench.model import results
 from offbench.model.results import RunResult
 from offbench.render import html as html_report
 from offbench.render import plots
-from tests.builders import cell, run_of, synthetic
+from tests.builders import cell, run_of, series, synthetic
 from tests.run_cli import offbench, offbench_here
-from tests.test_plots import series
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -452,7 +452,8 @@ def test_a_difference_within_the_rounds_noise_is_a_tie_and_beyond_it_a_win() -> 
     assert (tie.confidence.low_pct or 0) < 0 < (tie.confidence.high_pct or 0)
     assert "(tie with default-executor; chosen: keeps context variables" in tie.text
     assert judged(tie, "default-executor").judgement == "tie"
-    assert "this one loses context variables" in judged(tie, "default-executor").reason
+    assert "to-thread preferred: default-executor loses context variables" in judged(
+        tie, "default-executor").reason
     win = only(steady)
     assert chosen(win) == "default-executor"
     assert win.tied == ["default-executor"]
@@ -563,7 +564,7 @@ def test_a_process_pool_tied_with_threads_loses_the_tie_and_wins_only_beyond_noi
                                                            strict=True)], pool=2),
     ], 10, SEMANTICS))
     assert chosen(tie) == "to-thread"
-    assert "this one pickles arguments to another process, this one loses context variables" in judged(
+    assert "process-pool pickles arguments to another process and loses context variables" in judged(
         tie, "process-pool").reason
     win = only(decide([
         measured("to-thread", 8, rounds, pool=6),
@@ -624,7 +625,8 @@ def test_a_pool_sized_to_the_concurrency_measured_faster_is_the_fix_with_its_cod
     assert default.judgement == "capped"
     assert "capped at 6 threads, the default executor's size" in default.reason
     assert judged(verdict, "executor-per-call").judgement == "tie"
-    assert "this one creates a worker per call" in judged(verdict, "executor-per-call").reason
+    assert "executor-per-call creates a worker per call and loses context variables" in judged(
+        verdict, "executor-per-call").reason
     assert judged(verdict, "process-pool").judgement == "capped"
     assert "capped at 2 processes, the pool's size" in judged(verdict, "process-pool").reason
     assert judged(verdict, "direct").judgement == "blocked"

@@ -1,6 +1,6 @@
 """The ``offbench`` command line: parse, validate, delegate, render; the only place that exits.
 
-Exit codes (documented in the README): 0 all cells ok; 1 some cell failed or timed
+Exit codes (documented in docs/reference.md): 0 all cells ok; 1 some cell failed or timed
 out; 2 bad input (one line on stderr, never a traceback); 130 interrupted by Ctrl-C;
 143 stopped by SIGTERM.
 """

@@ -79,7 +79,9 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     """The base cell's whole-window figure (ops/s, or ms of lag p99)."""
     new: float
     percent: float | None
-    """Hodges–Lehmann shift of the parts, relative to the base parts' median; None if that is 0."""
+    """The change in per cent: for throughput the ratio of the units' geometric means (the mean
+    per-round log ratio when both sides ran in the same rounds), for lag p99 the difference of
+    the pooled p99s relative to the base's; None if the base figure is 0."""
     low: float | None
     """Lower end of the confidence interval of ``percent``."""
     high: float | None

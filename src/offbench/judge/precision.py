@@ -4,8 +4,8 @@ The unit of every statistic is the unit: one worker process's window (Kalibera &
 the unit is the level that varies). Slices of one window are not independent samples of
 a run's noise, and ticks of one process are not independent samples of its lag.
 
-The host's speed moves while a run measures (on this project's 2-core machine a fixed
-pure-Python loop scattered 8 to 18 % between timings). Every unit carries the speed
+The host's speed moves while a run measures (docs/methodology.md: by how much on the
+project's machine). Every unit carries the speed
 reference its worker took before its warm-up (:mod:`offbench.measure.reference`) and
 the CPU time its processes used in the window. The host's speed around a unit, its
 *host factor* (:func:`host_factors`), is the median over the :data:`NEIGHBOURS` units
@@ -19,9 +19,10 @@ Within each of a workload's cells, the units' log throughputs are regressed on t
 log host factors times their CPU share (a sleep spends little of its window on a CPU
 and cannot follow the host); the pooled slope is the workload's *sensitivity*
 (:func:`sensitivity`), 0 to 1, and 0 unless it stands out of its standard error by
-:data:`SIGNIFICANT`. A pure-Python call measured about 0.7 to 0.9 here; numpy's C
-loops and the sleeps about 0: dividing those by the reference, as a fixed model would,
-only added its noise (numpy cells' median CV went from 8.6 % raw to 11.9 %). A unit's
+:data:`SIGNIFICANT`. It differs by workload (pure-Python work follows the host, sleeps
+and NumPy's C loops hardly do: docs/methodology.md gives the figures measured here), and
+dividing a workload that does not follow by the reference, as a fixed model would, only
+adds the reference's noise to it. A unit's
 *normalised* throughput (:func:`normalised`) is its throughput times its host factor to
 the power sensitivity × CPU share: what it would have been at the run's median speed.
 """

@@ -315,17 +315,22 @@ def tie(ranking: Ranking, key: Key, winner: Key | None, mine: list[Contest]) -> 
 
 
 def contrast(ranking: Ranking, key: Key, winner: Key, loop: str) -> str:
-    """Return what makes ``winner`` preferred to ``key`` in a tie, in the loser's terms."""
+    """Return what makes ``winner`` preferred to ``key`` in a tie, naming who does what.
+
+    "executor-per-call creates a worker per call and loses context variables"; "it needs no
+    offload at all" (``it``: the winner, named just before in the reason).
+    """
     mine, theirs = ranking.facts(key[0], loop), ranking.facts(winner[0], loop)
-    said = [words for applies, words in (
-        (mine.reuse is False and theirs.reuse is not False, "this one creates a worker per call"),
-        (theirs.runs_on == "loop" and mine.runs_on != "loop", "no offload at all"),
-        (theirs.runs_on == "thread" and mine.runs_on == "process",
-         "this one pickles arguments to another process"),
-        (theirs.context is True and mine.context is False, "this one loses context variables"),
+    faults = [words for applies, words in (
+        (mine.reuse is False and theirs.reuse is not False, "creates a worker per call"),
+        (theirs.runs_on == "thread" and mine.runs_on == "process", "pickles arguments to another process"),
+        (theirs.context is True and mine.context is False, "loses context variables"),
     ) if applies]
+    said = ["it needs no offload at all"] if theirs.runs_on == "loop" and mine.runs_on != "loop" else []
+    if faults:
+        said.append(f"{label(key)} {', '.join(faults[:-1])}{' and ' if len(faults) > 1 else ''}{faults[-1]}")
     if said:
-        return ", ".join(said)
+        return "; ".join(said)
     if winner[1] is None and key[1] is not None:
         return "the library's default size, fewer workers"
     if key[1] is not None and winner[1] is not None and winner[1] < key[1]:

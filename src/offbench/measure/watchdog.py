@@ -24,7 +24,7 @@ each stall also says how many callbacks ran while its tick waited and the longes
 stall far longer than any of them was several calls in a row, not one slow call.
 
 Cost while nothing stalls: one attribute store per probe tick on the loop, and a
-thread that wakes every few milliseconds to compare two integers (README, "Stall
+thread that wakes every few milliseconds to compare two integers (docs/guide.md, "Stall
 evidence", has the measurements). Nothing here prints.
 """
 
@@ -115,7 +115,7 @@ class Watchdog:
     def _watch(self) -> None:
         sampled = 0
         poll = self.poll_s
-        # A plain sleep, not Event.wait (unless prompt_stop): half the CPU per look (README,
+        # A plain sleep, not Event.wait (unless prompt_stop): half the CPU per look (docs/guide.md,
         # "Stall evidence"). Stopping then waits out the current sleep, at most MAX_POLL_S.
         wait = self._woken.wait if self.prompt_stop else time.sleep
         while not self._stopping:

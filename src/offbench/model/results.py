@@ -1,4 +1,4 @@
-"""Result types and their one JSON serialisation (``schema_version`` 3).
+"""Result types and their one JSON serialisation (``schema_version`` 5).
 
 Results are immutable values, made once by the worker (one :class:`CellResult` per
 cell) or the runner (the :class:`RunResult` around them). :func:`encode` and

@@ -25,7 +25,7 @@ Arrivals = Literal["fixed", "poisson"]
 RATE_CALLS = 200
 """Calls a rate cell's window holds at least, when its cap allows: enough for a p99 (and a p99.9 pooled)."""
 RATE_WINDOW_CAP = 20
-"""A rate cell's window is at most this many times the effort's least window (3 s; 1 s with --quick)."""
+"""A rate cell's window is at most this many times the effort's least window (2 s; 1 s with --quick)."""
 RATE_WINDOW_CALLS = 5
 """A rate cell's window spans at least this many of its calls' warm-up latency: room to see it grow."""
 

@@ -3,7 +3,7 @@
 One row of charts per workload and concurrency: for each event loop the loop-lag
 **percentile spectrum** (HdrHistogram style: lag on a log y axis, percentile on a log
 "nines" x axis, so p99, p99.9 and p99.99 get equal room) with one line per strategy,
-then the throughput of every strategy on every loop as bars, each window part as a dot.
+then the throughput of every strategy on every loop as bars, each unit as a dot.
 Given a baseline run, its spectra are drawn dashed and its throughputs as hollow
 diamonds. Each series carries an SVG id, ``<row>:<kind>:<loop>:<strategy>``, so the
 structure can be checked (and styled) without reading pixels.
@@ -239,7 +239,7 @@ def _spectrum_line(ax: Axes, cell: CellResult, colour: str, gid: str, label: str
 
 def draw_throughput(ax: Axes, group: Group, cells: Sequence[CellResult], loops: Sequence[str],
                     colours: dict[str, str], base: dict[bytes, CellResult]) -> None:
-    """Draw throughput bars per strategy and loop, each window part as a dot, the baseline as ◇."""
+    """Draw throughput bars per strategy and loop, each unit as a dot, the baseline as ◇."""
     labels = list(dict.fromkeys(strategy_label(c.strategy, c.max_workers) for c in cells))
     height = 0.8 / max(1, len(loops))
     for cell in cells:

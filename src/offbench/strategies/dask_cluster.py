@@ -5,7 +5,7 @@ Only measured when named (``-s dask``), and only where ``distributed`` is instal
 single-threaded worker processes on its own loop, before the window (its start-up is
 reported, not hidden in throughput); ``--dask-scheduler ADDRESS`` connects to an
 existing scheduler instead. Every call is a task: client → scheduler → worker and
-back, so even a no-op costs a scheduler round trip (about 10 ms here, see the README),
+back, so even a no-op costs a scheduler round trip (about 10 ms here, see docs/guide.md),
 which is the point of measuring it beside ``process-pool``.
 
 ``distributed`` is imported only when the strategy starts: importing it takes about

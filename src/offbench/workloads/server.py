@@ -1,6 +1,6 @@
 """The loopback TCP server that the ``socket`` workload talks to.
 
-It runs in its own process (started by the runner around each socket cell), so its
+It runs in its own process (started by the runner once per parameter set, for the whole run), so its
 work never shares a GIL or an event loop with the cell being measured. Each
 connection sends one request line; the server waits ``delay_ms`` (standing in for a
 database or service doing its work), replies with ``reply_bytes`` bytes and closes.
