@@ -43,3 +43,16 @@ def test_every_run_option_is_in_the_reference() -> None:
     missing = [o.name for o in OPTIONS
                if not any(f"`{flag.replace('/', ' / ')}" in text or f"`{flag}" in text for flag in o.flags)]
     assert not missing
+
+
+def test_the_readmes_ci_commands_are_the_usage_quality_md_calibrates() -> None:
+    from benchmarks.quality.calibration import FAIL_ON, RECOMMENDED_OPTIONS
+
+    readme = (REFERENCE.parent.parent / "README.md").read_text(encoding="utf-8")
+    (run,) = [line.split() for line in readme.splitlines() if line.startswith("offbench run --python base=")]
+    # Both sides' interpreters, then your workload, then exactly the calibrated options.
+    assert run[2:6] == ["--python", "base=base/.venv/bin/python", "--python", "new=new/.venv/bin/python"]
+    assert run[6] == "-w"
+    assert run[8:-2] == RECOMMENDED_OPTIONS
+    assert f"offbench compare RUN.json --by python --fail-on-regression {FAIL_ON}" in readme
+    assert f"--fail-on-regression {FAIL_ON}`" in readme  # the separate runs' compare, in the prose

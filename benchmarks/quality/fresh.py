@@ -3,8 +3,8 @@
 QUALITY.md records, in its first lines, a digest of the code that decides what offbench
 measures: the worker side (``measure/``), the parent that pools units and stops cells
 (``run/``), the statistics of a cell and of a comparison (``judge/precision.py``,
-``judge/compare.py``, ``stats.py``). ``benchmarks/quality.py --check`` computes it again
-and exits 1 when the two differ (CI prints it as a warning). Each file is read as its
+``judge/compare.py``, ``stats.py``). ``tests/test_quality_fresh.py`` (and
+``benchmarks/quality.py --check``) computes it again and fails when the two differ. Each file is read as its
 syntax tree, with every docstring and every other bare string statement (the attribute
 docstrings) dropped, and comments never reach the tree: rewording prose does not make the
 report stale, changing code does.
@@ -109,9 +109,8 @@ def recorded(text: str) -> tuple[str, str] | None:
 def staleness(text: str, root: Path = ROOT) -> str | None:
     """Return why a QUALITY.md text is stale for the measuring code under ``root``; ``None`` if it is not.
 
-    Not a test in the suite: regenerating the report takes the full script (over an hour on
-    the project's machine), which a change of the measuring code cannot wait for. CI prints
-    this as a warning (``python benchmarks/quality.py --check``); a release needs it clean.
+    ``tests/test_quality_fresh.py`` fails with it, ``python benchmarks/quality.py --check``
+    prints it.
     """
     found = recorded(text)
     if found is None:
