@@ -150,7 +150,8 @@ def test_quick_run_measures_the_whole_default_matrix(quick_run: Path) -> None:
     # The headline names it, alone or in a per-concurrency plan ("use direct up to c=1, then
     # process-pool"), which a CI run of 383a0df gave.
     cpu_text = next(v["text"] for v in data["verdicts"] if v["workload"] == "cpu")
-    assert cpu_text.startswith("use ") and "process-pool" in cpu_text, cpu_text
+    assert cpu_text.startswith("use "), cpu_text
+    assert "process-pool" in cpu_text, cpu_text
     # The semantics of every strategy on every loop, and the winner's caveats in the verdict.
     pairs = {(s["strategy"], s["loop"]) for s in data["semantics"]}
     assert pairs == {(s, loop) for s in data["settings"]["strategies"] for loop in data["settings"]["loops"]}
