@@ -1,11 +1,17 @@
 """User-style workloads for tests, importable as ``tests.helpers:NAME`` in worker processes."""
 
+import gc
 import os
 import time
 
 
 def noop() -> None:
     """Do nothing: the cheapest possible call."""
+
+
+def collect_garbage() -> None:
+    """Run a full garbage collection: it walks every object the collector tracks in this process."""
+    gc.collect()
 
 
 def boom() -> None:

@@ -223,10 +223,6 @@ throughput gone) must fail it: between them the units' intervals decide."""
 
 
 @pytest.mark.workers
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, open (2026-12-01): now and then a to-thread unit in a run's last round measures "
-    "half the throughput with its worker at 1.4-1.6 CPUs busy on a sleep workload (seen in 4 of 10 "
-    "runs of SMALL_RUN here, never with one cell); that unit makes the pair 'not significant'"))
 def test_real_runs_same_code_passes_tripled_sleep_fails(
     small_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -47,10 +47,6 @@ def test_show_renders_a_saved_file_exactly_as_run_did(small_run: tuple[Path, str
 
 
 @pytest.mark.workers
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, open (2026-12-01): now and then a to-thread unit of a multi-cell run measures half "
-    "its throughput with its worker 1.4-1.6 CPUs busy on a sleep workload; presumably that (not proven) "
-    "lost to-thread its star in the clean-clone CI of 9c99cab once (3 of 3 runs by hand had it)"))
 def test_run_markdown_is_a_table_per_workload_with_the_verdict(small_run: tuple[Path, str]) -> None:
     folder, _ = small_run
     text = (folder / "run.md").read_text()

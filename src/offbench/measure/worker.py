@@ -8,6 +8,10 @@ responsiveness probe beside them, and hands a :class:`~offbench.measure.wire.Wor
 *before* tearing anything down: a teardown that hangs (a thread stuck in a blocking
 call, a pool that will not shut down) can then never lose the measurement.
 
+The heap the process holds before the unit is frozen out of the garbage collector
+(``gc.freeze``): the collections inside the window are then the workload's own, not
+walks of the parent's objects the worker was forked with.
+
 The warm-up, unless fixed, lasts until each task's first call has returned (every thread
 or process the tasks use has then run a call) and at least :data:`MIN_WARMUP_S`. The
 window, unless fixed, is sized from the warm-up's calls: long enough for each task to
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import sys
 import time
@@ -97,6 +102,12 @@ def measure(cell: CellSpec, deliver: Deliver) -> None:
         deliver(WorkerReport(failure=failed(cell, exc, loop_version=backend.version())))
         return
     prepare = functools.partial(workload.prepare, cell.params)
+    # Everything this process holds before the unit (a forked worker: the whole parent's heap)
+    # leaves the collector's generations: its collections then walk only what the unit
+    # allocates. Without it a worker forked late in a run, from a parent whose heap had
+    # grown, met a full collection of that heap inside its window (30-45 ms, the loop
+    # blocked and its pages copied on write) and every worker a 3 ms one.
+    gc.freeze()
     host = Host(reference_ms=reference.spin_ms(), wakeup_us=reference.wakeup_us())
     with asyncio.Runner(loop_factory=backend.factory()) as runner:
         runner.run(_measure_on_loop(cell, fn, prepare, details, backend.version(), deliver, host))
