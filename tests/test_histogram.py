@@ -7,6 +7,8 @@ import random
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offbench.errors import UsageError
 from offbench.model import histogram, results
@@ -78,3 +80,16 @@ def test_files_of_schema_version_2_still_load_without_histograms() -> None:
     run = results.decode(msgspec.json.encode(data))
     assert run.schema_version == results.SCHEMA_VERSION  # upgraded on the way in
     assert run.results[0].lag_histogram is None
+
+
+@given(st.lists(st.floats(min_value=0.001, max_value=60_000.0), min_size=1, max_size=300))
+def test_the_counts_hold_every_lag_once_each_at_its_buckets_top_within_one_percent(lags: list[float]) -> None:
+    pairs = histogram.counts_ms(histogram.encode(lags))
+    assert sum(times for _, times in pairs) == len(lags)
+    values = [ms for ms, _ in pairs]
+    assert values == sorted(set(values))
+    # Every recorded lag lies in one bucket whose top is at or above it and within 1 % (2 figures).
+    expanded = sorted(ms for ms, times in pairs for _ in range(times))
+    for lag, top in zip(sorted(max(0.001, round(x * 1000) / 1000) for x in lags), expanded, strict=True):
+        assert lag <= top * 1.0001 + 0.001
+        assert top <= lag * 1.01 + 0.001

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from offbench.measure import worker
+from offbench.model.settings import QUICK
 from tests.cells import measure
 
 OFFLOADS = ["executor-per-call", "default-executor", "to-thread", "process-pool"]
@@ -114,3 +116,12 @@ def test_a_cell_measured_by_two_units_pools_both() -> None:
     assert 35 < result.throughput_ops_s < 55
     assert 15 <= result.ops <= 27
     assert result.lag_samples == sum(u.ticks for u in result.units)
+
+
+@pytest.mark.parametrize("call_ms", [150.0, 500.0])
+def test_a_slow_function_at_c1_gets_a_window_of_five_whole_calls_with_room(call_ms: float) -> None:
+    # The window opens as the warm-up's call returns and the next starts; five back to back end
+    # at 5 × call_ms. A window of exactly that counted the fifth in part when the host lagged.
+    window = worker.window_seconds(QUICK, call_ms, concurrency=1)
+    assert window >= QUICK.calls_per_unit * call_ms / 1000 * 1.05
+    assert window <= (QUICK.calls_per_unit + 1) * call_ms / 1000

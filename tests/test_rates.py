@@ -41,6 +41,7 @@ from offbench.plan.settings import Choices, build_settings
 from offbench.render import markdown, rates, view
 from offbench.render.chart import KneeChart
 from offbench.run import capacity, runner
+from offbench.run.state import CellState
 from offbench.strategies import Strategy
 from offbench.workloads.cpu import spin
 from tests.builders import cell, run_of
@@ -568,7 +569,7 @@ def _spec_of(found: CellResult) -> CellSpec:
 
 
 def _probe(spec: CellSpec) -> Measurement | CellResult:
-    state = runner.CellState(spec)
+    state = CellState(spec)
     with runner.Fixtures() as fixtures:
         runner.measure_unit(state, fixtures, 0, time.monotonic(), 60.0)
     if state.measured:

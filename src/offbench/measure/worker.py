@@ -369,18 +369,24 @@ async def _warm_up(cell: CellSpec, callers: list[asyncio.Task[None]], warm: Warm
         task.result()
 
 
+CALL_ROOM = 1.1
+"""The window's room beyond ``calls_per_unit`` calls: a tenth of a call each, for the host's jitter."""
+
+
 def window_seconds(effort: Effort, call_ms: float | None, concurrency: int = 1) -> float:
     """Return the window that lets each task complete ``effort.calls_per_task`` calls of ``call_ms``.
 
     ``call_ms`` is the warm-up's median call, submit to result, at the cell's
     concurrency: a task's time per call, so ``concurrency`` tasks complete that many
-    calls in it; the window holds ``effort.calls_per_unit`` calls in all at least (a
-    500 ms function at c=1 gets 2.5 s, not 1 s). Never shorter than ``effort.min_window_s``.
+    calls in it; the window holds ``effort.calls_per_unit`` calls in all at least, with
+    :data:`CALL_ROOM` to spare so that the last of them ends inside it whatever the host's
+    jitter (a 500 ms function at c=1 gets 2.75 s, not 1 s: five whole calls, where 2.5 s
+    counted four whole ones and a part). Never shorter than ``effort.min_window_s``.
     """
     if call_ms is None:
         return effort.min_window_s
     per_task = effort.calls_per_task * call_ms / 1000
-    in_all = effort.calls_per_unit * call_ms / 1000 / max(1, concurrency)
+    in_all = effort.calls_per_unit * CALL_ROOM * call_ms / 1000 / max(1, concurrency)
     return max(effort.min_window_s, per_task, in_all)
 
 

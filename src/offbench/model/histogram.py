@@ -122,13 +122,12 @@ def percentiles_ms(encoded: str, levels: Iterable[float]) -> list[float]:
 def counts_ms(encoded: str) -> tuple[tuple[float, int], ...]:
     """Return the recorded values of an encoded histogram as sorted ``(ms, count)`` pairs.
 
-    Each value is the highest its bucket stands for, as :func:`spectrum` reads them.
-    Decoding takes about 10 ms (hdrh walks its buckets in Python), and the runner reads
-    every unit's histogram again after each round: the pairs are kept, per encoding.
+    Each value is the highest its bucket stands for, as :func:`spectrum` reads them. The
+    counts are read straight from the decoded array (hdrh's recorded iterator took 10-40 ms
+    a histogram, in Python, and the runner reads every unit's after each round); the pairs
+    are kept too, per encoding.
     """
     histogram = _decode(encoded)
-    pairs: list[tuple[float, int]] = []
-    for step in histogram.get_recorded_iterator():
-        value = histogram.get_highest_equivalent_value(step.value_iterated_to)
-        pairs.append((value / 1000, int(step.count_at_value_iterated_to)))
-    return tuple(pairs)
+    highest, at = histogram.get_highest_equivalent_value, histogram.get_value_from_index
+    return tuple((highest(at(index)) / 1000, int(times))
+                 for index, times in enumerate(list(histogram.counts)) if times)

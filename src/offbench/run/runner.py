@@ -41,7 +41,6 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
@@ -56,14 +55,11 @@ from offbench.model.cells import CellSpec
 from offbench.model.params import Params
 from offbench.model.rates import Capacity
 from offbench.model.results import (
-    BUSY_SHARE,
     CellResult,
-    Host,
     PoolCost,
     Round,
     RunResult,
     Stop,
-    Unit,
     failed_cell,
 )
 from offbench.model.semantics import StrategySemantics
@@ -72,6 +68,8 @@ from offbench.plan import interpreters
 from offbench.plan.matrix import capacity_cells, cells
 from offbench.processes import ChildOutcome, Launcher, default_start_method, run_child
 from offbench.run import aggregate, capacity, machine, poolcost
+from offbench.run.forecast import fits, outlook
+from offbench.run.state import CellState, finish, host_of, normalised_values, result_of
 from offbench.semantics.check import check
 
 CALIBRATION_TIMEOUT_S = 30.0
@@ -79,8 +77,6 @@ CALIBRATION_TIMEOUT_S = 30.0
 ``--cell-timeout`` says: a call too slow to calibrate in that time needs ``--duration``."""
 UNIT_TIMEOUT_S = 15.0
 """Start-up room of a later unit's timeout, on top of three times the first unit's wall time."""
-UNIT_OVERHEAD_S = 0.06
-"""A unit's cost beyond its warm-up and window (worker start, reference, report), for estimates."""
 
 
 class Observer(Protocol):
@@ -143,26 +139,6 @@ class NullObserver:
 
     def searching(self, cell: CellSpec, probe: int) -> None:
         """Ignore."""
-
-
-@dataclass
-class CellState:
-    """One cell while the rounds run: its unit spec, what its units measured, and whether it is done."""
-
-    spec: CellSpec
-    executable: Launcher | None = None
-    measured: list[Measurement] = field(default_factory=list)
-    units: list[Unit] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)
-    """Each unit's wall time in the runner: what the next would cost."""
-    failure: CellResult | None = None
-    stopped: Stop | None = None
-    start_method: str = ""
-
-    @property
-    def active(self) -> bool:
-        """True while the cell needs more units."""
-        return self.stopped is None
 
 
 def run(settings: RunSettings, observer: Observer | None = None) -> RunResult:
@@ -233,6 +209,7 @@ def measure_rounds(
     """Run rounds until no cell needs a unit, or the time budget would be overrun by the next one."""
     order = random.Random(settings.seed)
     done = 0
+    rounds_began = time.monotonic()
     for index in itertools.count():
         active = [i for i, state in enumerate(states) if state.active]
         if not active:
@@ -244,14 +221,15 @@ def measure_rounds(
         chosen = order.sample(active, len(active))
         observer.round_started(index, len(chosen))
         round_began = time.monotonic()
+        ahead = outlook(states, settings)
         for i in chosen:
-            observer.unit_started(done, done + planned_units(states, settings), states[i].spec, index)
+            observer.unit_started(done, done + ahead.units, states[i].spec, index)
             measure_unit(states[i], fixtures, index, began, settings.cell_timeout_s, observer.waiting)
             done += 1
             if states[i].failure is not None:
                 stop(states[i], "failed", i, len(states), observer)
-            observer.unit_finished(done, done + planned_units(states, settings),
-                                   seconds_left(states, settings))
+            ahead = outlook(states, settings, time.monotonic() - rounds_began)
+            observer.unit_finished(done, done + ahead.units, ahead.seconds)
         rounds.append(round_of(index, chosen, states, round_began - began, time.monotonic() - round_began))
         judge_round(states, settings, observer)
 
@@ -315,86 +293,6 @@ def stop(state: CellState, why: Stop, index: int, total: int, observer: Observer
     state.stopped = why
     found = values if values is not None else normalised_values([state])[0]
     observer.cell_finished(index, total, result_of(state, found))
-
-
-def correction(states: Sequence[CellState]) -> precision.HostCorrection:
-    """Return the run's host correction so far (:func:`offbench.judge.precision.correct`)."""
-    return precision.correct([s.units for s in states], [workload_of(s.spec) for s in states],
-                             [s.spec.python for s in states])
-
-
-def workload_of(spec: CellSpec) -> tuple[str, bytes, bool]:
-    """Return what shares one sensitivity to the host: a workload with its parameters, closed or open loop."""
-    return spec.workload, msgspec.json.encode(spec.params), spec.rate is not None
-
-
-def normalised_values(states: Sequence[CellState]) -> list[list[float]]:
-    """Return each cell's units' throughputs at the run's median host speed, cells in order."""
-    return correction(states).values([s.units for s in states])
-
-
-def planned_units(states: Sequence[CellState], settings: RunSettings) -> int:
-    """Return how many more units the run expects to measure: each active cell up to its likely stop."""
-    typical = typical_cv(states)
-    return sum(max(0, likely_units(state, settings, typical) - len(state.units))
-               for state in states if state.active)
-
-
-def likely_units(state: CellState, settings: RunSettings, typical: float | None = None) -> int:
-    """Return how many units ``state`` will probably get, from its spread so far.
-
-    A cell with fewer than two units has no spread of its own yet: the other cells' typical
-    one (``typical``, from :func:`typical_cv`) stands in, so the first rounds' estimate is not
-    the least number of units for every cell (which made the ETA run low).
-    """
-    effort = settings.effort
-    if settings.rounds is not None:
-        return settings.rounds
-    throughputs = [u.throughput_ops_s for u in state.units]
-    cv = _spread_of(throughputs)
-    if cv is None:
-        cv = typical
-    if cv is None:
-        return effort.min_units
-    # n such that t(n-1) * cv / sqrt(n) is within the precision, with t taken as about 2.5.
-    needed = (2.5 * cv * 100 / effort.precision_pct) ** 2
-    return int(min(effort.max_units, max(effort.min_units, len(throughputs), round(needed + 0.5))))
-
-
-def typical_cv(states: Sequence[CellState]) -> float | None:
-    """Return the median coefficient of variation of the cells with two units or more, if any."""
-    spreads = (_spread_of([u.throughput_ops_s for u in state.units]) for state in states)
-    found = [cv for cv in spreads if cv is not None]
-    return statistics.median(found) if found else None
-
-
-def _spread_of(throughputs: Sequence[float]) -> float | None:
-    if len(throughputs) < 2 or statistics.fmean(throughputs) <= 0:
-        return None
-    return statistics.stdev(throughputs) / statistics.fmean(throughputs)
-
-
-def unit_seconds(state: CellState, settings: RunSettings) -> float:
-    """Return what ``state``'s next unit will likely take: its last units' median, else an estimate."""
-    if state.walls:
-        return statistics.median(state.walls[-3:])
-    window = state.spec.duration_s if state.spec.duration_s is not None else settings.effort.min_window_s
-    return window + (state.spec.warmup_s or 0.05) + UNIT_OVERHEAD_S
-
-
-def seconds_left(states: Sequence[CellState], settings: RunSettings) -> float:
-    """Return the runner's estimate of the measuring still to do, seconds."""
-    typical = typical_cv(states)
-    return sum(unit_seconds(s, settings) * max(0, likely_units(s, settings, typical) - len(s.units))
-               for s in states if s.active)
-
-
-def fits(states: Sequence[CellState], settings: RunSettings, began: float) -> bool:
-    """Return whether another round fits the time budget (always, without one)."""
-    if settings.time_budget_s is None:
-        return True
-    next_round = sum(unit_seconds(s, settings) for s in states if s.active)
-    return time.monotonic() - began + next_round <= settings.time_budget_s
 
 
 class Fixtures(contextlib.ExitStack):
@@ -481,62 +379,6 @@ def other_cpu(
     mine = (own_after.user - own_before.user) + (own_after.system - own_before.system)
     capacity = wall_s * (os.cpu_count() or 1)
     return min(1.0, max(0.0, (busy_s - measured.cpu_total_s - mine) / capacity))
-
-
-def result_of(state: CellState, normalised: Sequence[float]) -> CellResult:
-    """Return the result of a cell as it stands: its failure, or its units pooled."""
-    if state.failure is not None and not state.measured:
-        result = state.failure
-    elif not state.measured:
-        result = failed_cell(state.spec, "error", "interrupted before a unit measured it")
-    elif state.failure is not None:
-        result = msgspec.structs.replace(state.failure, units=list(state.units))
-    else:
-        result = aggregate.cell_result(state.spec, state.measured, state.units, normalised,
-                                       state.stopped or "interrupted")
-    return msgspec.structs.replace(result, worker_start=state.start_method, wall_s=round(sum(state.walls), 3))
-
-
-def finish(states: Sequence[CellState], lag_budget_ms: float) -> list[CellResult]:
-    """Return every cell's result, in the matrix's order, normalised to the run's host speed.
-
-    Each unit keeps its host factor and each cell its workload's sensitivity, so that a
-    saved file's figures can be recomputed (:func:`offbench.judge.precision.unit_values`).
-    """
-    found = correction(states)
-    for state, factors in zip(states, found.factors, strict=True):
-        state.units = [msgspec.structs.replace(u, host_factor=None if f is None else round(f, 5))
-                       for u, f in zip(state.units, factors, strict=True)]
-    values = found.values([s.units for s in states])
-    return [msgspec.structs.replace(result_of(state, value), host_sensitivity=round(sensitivity, 4))
-            if state.units else result_of(state, value)
-            for state, value, sensitivity in zip(states, values, found.sensitivities, strict=True)]
-
-
-def host_of(results: Sequence[CellResult], rounds: Sequence[Round]) -> Host | None:
-    """Return how steady the machine was over the run's units; ``None`` without a unit."""
-    units = [u for r in results for u in r.units]
-    references = [u.reference_ms for u in units if u.reference_ms is not None]
-    if not references:
-        return None
-    per_round = [r.reference_ms for r in rounds if r.reference_ms is not None]
-    others = [u.other_cpu for u in units if u.other_cpu is not None]
-    busy = [r for r in results if any((u.other_cpu or 0.0) > BUSY_SHARE for u in r.units)]
-    return Host(
-        reference_ms=round(statistics.median(references), 4),
-        drift_pct=round(_cv(per_round) * 100, 2),
-        scatter_pct=round(_cv(references) * 100, 2),
-        other_cpu_mean=round(statistics.fmean(others), 4) if others else None,
-        other_cpu_max=round(max(others), 4) if others else None,
-        busy_units=sum((u.other_cpu or 0.0) > BUSY_SHARE for u in units),
-        busy_cells=len(busy),
-    )
-
-
-def _cv(values: Sequence[float]) -> float:
-    if len(values) < 2 or statistics.fmean(values) <= 0:
-        return 0.0
-    return statistics.stdev(values) / statistics.fmean(values)
 
 
 def cost_pools(settings: RunSettings, observer: Observer, found: list[PoolCost]) -> None:
