@@ -772,7 +772,7 @@ def test_where_nothing_qualifies_the_plan_says_so() -> None:
 # Lag near the budget.
 
 
-def test_a_lag_p99_near_the_budget_qualifies_only_where_nothing_is_clearly_within() -> None:
+def test_a_lag_p99_near_the_budget_and_above_anothers_within_it_does_not_qualify() -> None:
     near = measured("to-thread", 8, [600.0, 605.0, 598.0, 603.0], [6.0, 14.0, 7.0, 13.0], pool=6)
     verdict = only(decide([near, measured("process-pool", 8, [300.0, 301.0, 299.0, 300.0], 3.0, pool=2)],
                           10, SEMANTICS))
@@ -780,11 +780,31 @@ def test_a_lag_p99_near_the_budget_qualifies_only_where_nothing_is_clearly_withi
     thread = judged(verdict, "to-thread")
     assert thread.judgement == "lag"
     assert "near the 10 ms budget" in thread.reason
-    assert "not counted as within it" in thread.reason
+    assert "higher beyond noise than that of others within it" in thread.reason
     alone = only(decide([near, measured("process-pool", 8, [300.0, 301.0, 299.0, 300.0], 40.0, pool=2)],
                         10, SEMANTICS))
     assert chosen(alone) == "to-thread"
     assert any("nothing clearly within the 10 ms budget" in line for line in alone.details)
+
+
+def test_two_strategies_on_one_pool_hovering_at_the_budget_tie_whichever_fell_under_it() -> None:
+    # to-thread and default-executor share the default executor: their p99s hover at the budget
+    # together (numpy at c=8 here, 2026-12-01: 6.8/12.5/5.9 and 5.6/9.4/9.5 ms by unit). Which fell
+    # under 10 ms is the run's luck; semantics, not luck, picks between them.
+    rates = [540.0, 545.0, 538.0]
+    verdict = only(decide([
+        measured("to-thread", 8, rates, [11.0, 12.5, 8.0], pool=6),
+        measured("default-executor", 8, rates, [5.6, 9.4, 9.5], pool=6),
+    ], 10, SEMANTICS))
+    assert chosen(verdict) == "to-thread"
+    assert verdict.tied == ["to-thread", "default-executor"]
+    assert "(within noise of the 10 ms budget)" in verdict.text
+    swapped = only(decide([
+        measured("to-thread", 8, rates, [5.6, 9.4, 9.5], pool=6),
+        measured("default-executor", 8, rates, [11.0, 12.5, 8.0], pool=6),
+    ], 10, SEMANTICS))
+    assert chosen(swapped) == "to-thread"
+    assert "within noise" not in swapped.text
 
 
 def test_a_lag_whose_every_unit_is_within_the_budget_is_within() -> None:

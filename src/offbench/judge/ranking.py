@@ -1,8 +1,9 @@
 """Who qualifies, who ties, who is preferred: the rules that order one workload's candidates.
 
 In each *group* (one loop, one concurrency) a candidate qualifies when every one of its
-cells measured and its lag p99 here is within the budget, or near it where nothing is
-clearly within (:mod:`offbench.judge.evidence` settles the zones). The fastest qualified
+cells measured and its lag p99 here is within the budget, or near it (its interval
+straddles the budget) and not higher beyond noise than a candidate within it, or near it
+where nothing is clearly within (:mod:`offbench.judge.evidence` settles the zones). The fastest qualified
 candidate is the best; the *tied set* is every qualified one not slower than it beyond
 noise, ordered by :data:`TIERS`: what a strategy does to the program (``offbench
 check``'s findings, else its registered facts), then the library's default size before
@@ -18,6 +19,7 @@ rankings (:mod:`offbench.judge.reasons`, :mod:`offbench.judge.recommendation`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -182,8 +184,14 @@ class Ranking:
         # An interval is needed where it can decide: under the budget, where it may reach over it;
         # over it, only where nothing is within (a cell near the budget then qualifies).
         within = [k for k, c in sound.items() if c.within]
-        near = [] if within else [k for k, c in sound.items() if c.zone == "near"]
-        qualified = within or near
+        near = [k for k, c in sound.items() if not c.within and c.zone == "near"]
+        if within:
+            # Near the budget beside one within it: it qualifies too unless its lag p99 is higher
+            # beyond noise (its interval above that one's p99). Two strategies on one pool
+            # hover about the same p99; which of them falls under the budget is the run's luck.
+            worst_within = max(sound[k].lag for k in within)
+            near = [k for k in near if (sound[k].lag_range or (math.inf, 0.0))[0] <= worst_within]
+        qualified = within + near
         empty = Contest(loop, concurrency, cells, qualified, not within and bool(near), None, [], [])
         if not qualified:
             return empty

@@ -169,8 +169,8 @@ def over_budget(ranking: Ranking, key: Key, cells: list[Cell]) -> Ruling:
         low = min(r[0] for r in ranges) if ranges else worst
         high = max(r[1] for r in ranges) if ranges else worst
         return "lag", (f"loop lag p99 {lag} is near the {ranking.budget:g} ms budget"
-                       f" ({format_ms(low)}–{format_ms(high)} ms): not counted as within it,"
-                       " where others were")
+                       f" ({format_ms(low)}–{format_ms(high)} ms) and higher beyond noise than"
+                       " that of others within it")
     loop = ok[0].result.loop if ok else ranking.loops[0]
     facts = ranking.facts(key[0], loop)
     share = blocked_share(c.result for c in ok)

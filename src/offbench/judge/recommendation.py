@@ -73,8 +73,9 @@ def figures(ranking: Ranking, winner: Key, part: Part, segment: Segment, head: C
             if winner in g.cells and g.concurrency in segment.levels
             and (part.loop is None or g.loop == part.loop)]
     worst = max((c.lag for c in mine if c.result.ok), default=cell.lag)
+    near = "" if worst <= ranking.budget else f" (within noise of the {ranking.budget:g} ms budget)"
     return (f"{format_rate(cell.rate)} ops/s at c={head.concurrency} ({head.loop}),"
-            f" loop lag p99 ≤ {ms(worst)}")
+            f" loop lag p99 ≤ {ms(worst)}{near}")
 
 
 def choice_words(ranking: Ranking, parts: list[Part], winner: Key) -> str:

@@ -4,9 +4,11 @@ A *candidate* is one strategy at one executor size. Candidates are compared wher
 cells were measured side by side: per *group* (one loop, one concurrency), under one
 interpreter. In a group a candidate *qualifies* when its cell measured and its loop lag
 p99 is within the budget: its bootstrap interval over units (:mod:`offbench.judge.precision`)
-lies under it. One whose interval straddles the budget is *near* it: it qualifies only
-where no candidate is clearly within, so a p99 hovering at the budget cannot flip the
-verdict from one run to the next.
+lies under it. One whose interval straddles the budget is *near* it: it qualifies where
+no candidate is clearly within, and beside those within unless its lag p99 is higher
+than theirs beyond noise (its interval's low end above their p99), so that of two
+strategies on one pool, whose p99s hover at the budget together, the run's luck does not
+pick the one that happened to fall under it.
 
 Among the qualified, the fastest (mean throughput at the run's host speed) is the best,
 and the *tied set* is every qualified candidate not slower than it beyond noise: the
