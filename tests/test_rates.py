@@ -643,10 +643,11 @@ def test_pure_python_work_scales_to_two_processes_not_to_threads() -> None:
     assert processes.open_loop.sustained, (rate, pool_ms, processes.open_loop, busy)
     assert _cores(processes) > 1.15  # the pool ran on both CPUs (measured 1.71)
     assert not threads.open_loop.sustained, (rate, thread_ms, threads.open_loop, busy)
-    # Threads complete no more than 1 ÷ op time: their process used one CPU, and the GIL's hand-offs (1.0-1.19
-    # CPUs measured). In CPUs, not in calls per op time: the host's speed moves op time by a third between
-    # timings here, and the CPUs a call's completions took move with it.
-    assert _cores(threads) <= 1.3, _cores(threads)
+    # Threads complete no more than 1 ÷ op time: their process used one CPU, and the GIL's hand-offs (1.0-1.31
+    # CPUs measured: 1.31 with 81 threads in flight in a full suite on 2026-12-01, the kernel's side of the
+    # hand-offs). In CPUs, not in calls per op time: the host's speed moves op time by a third between
+    # timings here, and the CPUs a call's completions took move with it. 1.5 stays clear of the pool's 1.71.
+    assert _cores(threads) <= 1.5, _cores(threads)
     # And the rate verdict says why.
     (verdict,) = rate_verdict.decide([processes, threads], 1000.0, 1000.0, 2)
     why = {c.strategy: c.why for c in verdict.rulings[0].candidates}
