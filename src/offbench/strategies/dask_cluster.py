@@ -104,7 +104,13 @@ class DaskCluster(Strategy):
 
     @staticmethod
     async def _connect(client_type: Any, address: str) -> Any:
-        """Connect to the scheduler at ``address`` and wait for a worker, within the timeout."""
+        """Connect to the scheduler at ``address`` and wait for a worker, within the timeout.
+
+        Dask's client keeps retrying a refused connection until its timeout; a ``tcp://``
+        port where nothing listens is said at once instead (a scheduler still starting
+        listens before it answers, so it is not refused).
+        """
+        await _refused(address)
         try:
             client = await client_type(address, asynchronous=True, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
@@ -162,3 +168,22 @@ def _kill(pids: list[int]) -> None:
             os.waitpid(pid, 0)
         except (ChildProcessError, ProcessLookupError):
             continue
+
+
+async def _refused(address: str) -> None:
+    """Raise ``ConnectionError`` if ``address`` is ``tcp://host:port`` and that port refuses a connection."""
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not host or not port.isdigit():
+        return
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)),
+                                           CONNECT_TIMEOUT_S)
+    except ConnectionRefusedError:
+        raise ConnectionError(f"no Dask scheduler answered at {address}: nothing listens there "
+                              "(connection refused)") from None
+    except (OSError, TimeoutError):
+        return  # unreachable in another way: the client's own attempt says how
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
