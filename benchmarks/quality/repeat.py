@@ -237,6 +237,11 @@ def verdict_key(verdict: Verdict) -> str:
     return label(verdict.winner.strategy, verdict.winner.max_workers)
 
 
+def headline(verdict: Verdict) -> str:
+    """Return what the verdict tells the user to use: its text up to the first colon."""
+    return verdict.text.split(":", 1)[0]
+
+
 def sized_choice(verdict: Verdict, concurrency: int = 8) -> str:
     """Classify a verdict's choice: a reused pool sized to ``concurrency``, bounded-to-thread, or else."""
     winner = verdict.winner
@@ -262,8 +267,11 @@ def verdict_stability(
         f"and {len(default)} identical `{default_command}` (section 5's and 8's runs; the semantics "
         "findings, which break ties, from the cache). 'At c=8' classifies what sleep's and socket's "
         "verdicts name: a reused pool sized to the concurrency (to-thread with a default executor of 8 "
-        "threads), bounded-to-thread, or something else; never executor-per-call.",
-        ["command", "workload", "verdicts seen (count)", "commonest", "sleep/socket at c=8"],
+        "threads), bounded-to-thread, or something else; never executor-per-call. 'Headline' is what the "
+        "verdict tells the user to use (its text up to the first colon): of a tied set it names one, by "
+        "the strategies' semantics, so it can hold where the tied set's edges move.",
+        ["command", "workload", "verdicts seen (count)", "commonest", "headline: commonest",
+         "sleep/socket at c=8"],
     )
     for command, runs, need in ((quick_command, quick, 0.9), (default_command, default, 1.0)):
         if not runs:
@@ -273,6 +281,8 @@ def verdict_stability(
             verdicts = [v for run in runs for v in run.verdicts if v.workload == workload and not v.python]
             seen = Counter(verdict_key(v) for v in verdicts)
             top, count = seen.most_common(1)[0]
+            said = Counter(headline(v) for v in verdicts)
+            said_top, said_count = said.most_common(1)[0]
             choices = (
                 Counter(sized_choice(v) for v in verdicts) if workload in ("sleep", "socket") else Counter()
             )
@@ -282,6 +292,7 @@ def verdict_stability(
                     workload,
                     "; ".join(f"{k} ({n})" for k, n in seen.most_common()),
                     f"{count} of {len(runs)}",
+                    f"{said_count} of {len(runs)} ({said_top}; {len(said)} different)",
                     "; ".join(f"{k} ({n})" for k, n in choices.most_common()) or "–",
                 ]
             )
