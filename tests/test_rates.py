@@ -177,6 +177,19 @@ def test_fixed_gaps_keep_the_schedule_exact_and_poisson_gaps_average_the_rate() 
     assert drawn[0] == first  # the seed repeats the arrivals
 
 
+@pytest.mark.parametrize(("issued", "refused", "completed", "piled"), [
+    (144, 0, 120, True),   # completions 17 % short of arrivals: the queue grew by 24 calls
+    (144, 0, 140, False),  # 4 more in flight at the end than at the start: a queue's chance swing
+    (144, 30, 110, False),  # the refused never joined the queue
+    (10, 0, 6, True),
+    (10, 0, 8, False),  # a few calls either way, at any rate
+])
+def test_a_queue_that_grew_by_a_tenth_of_the_windows_calls_is_not_sustained(
+    issued: int, refused: int, completed: int, piled: bool
+) -> None:
+    assert arrivals.piled_up(issued, refused, completed) is piled
+
+
 def test_latency_growth_between_the_window_halves_decides_sustained() -> None:
     steady = [(i * MS, 10 * MS + (i % 3) * MS // 10) for i in range(200)]
     assert arrivals.latency_growth_ms(steady, 100 * MS) == pytest.approx(0.0, abs=0.2)
