@@ -21,7 +21,7 @@ from offbench.model.params import Params
 from offbench.model.results import RunResult
 from offbench.render import rates, texts, view
 from offbench.render.chart import KneeChart, LagScale, WorkloadChart
-from offbench.render.texts import breakdown_rows, stall_line, steady_state_lines, utilisation_lines
+from offbench.render.notes import breakdown_rows, stall_line, steady_state_lines, utilisation_lines
 from offbench.render.view import Line, Notes, Section, Table, Tone, Verdicts, View
 
 __all__ = [

@@ -23,7 +23,7 @@ from offbench.judge.compare import Comparison
 from offbench.model.catalog import Catalog, Entry
 from offbench.model.params import Params
 from offbench.model.results import GateResult, Machine, RunResult
-from offbench.render import changes, rates, texts
+from offbench.render import changes, notes, rates, texts
 from offbench.render.texts import BEST_MARK, Cell, Line, Tone
 
 __all__ = ["Block", "Cell", "Column", "Line", "Notes", "Section", "Table", "Tone", "VerdictItem", "Verdicts",
@@ -150,8 +150,8 @@ def of_run(run: RunResult) -> View:
     costs = pool_cost_table(run)
     if costs is not None:
         # The steady-state notes stay even when empty: markdown has always kept their (blank) place.
-        steady = Notes(tuple(texts.steady_state_lines(run)))
-        heading = texts.POOL_COST_TITLE.capitalize()
+        steady = Notes(tuple(notes.steady_state_lines(run)))
+        heading = notes.POOL_COST_TITLE.capitalize()
         sections.append(Section("pool-costs", heading, (costs, steady), "pool-costs"))
     sections.append(verdict_section(run))
     if run.rate_verdicts:
@@ -166,12 +166,12 @@ def workload_section(run: RunResult, workload: str, params: Params, key: str = "
     split = breakdown_table(run, workload, params)
     if split is not None:
         blocks.append(split)
-    checked = texts.utilisation_lines(run, workload, params)
+    checked = notes.utilisation_lines(run, workload, params)
     if checked:
         blocks.append(Notes(tuple(checked)))
-    evidence = texts.stall_lines(run, workload, params)
+    evidence = notes.stall_lines(run, workload, params)
     if evidence:
-        blocks.append(Notes(tuple(evidence), texts.stall_heading(run)))
+        blocks.append(Notes(tuple(evidence), notes.stall_heading(run)))
     label = workload_label(workload, params)
     return Section("workload", label, tuple(blocks), key, Workload(workload, params))
 
@@ -201,10 +201,10 @@ def rates_section(run: RunResult, workload: str, params: Params, key: str = "") 
     found = capacity_table(run, workload, params)
     if found is not None:
         blocks.append(found)
-    evidence = [texts.stall_line(r) for r in rates.rate_rows(run, workload, params)
+    evidence = [notes.stall_line(r) for r in rates.rate_rows(run, workload, params)
                 if r.ok and r.stall_evidence]
     if evidence:
-        blocks.append(Notes(tuple(evidence), texts.stall_heading(run)))
+        blocks.append(Notes(tuple(evidence), notes.stall_heading(run)))
     return Section("rates", rates.rate_title(label), tuple(blocks), key, Workload(workload, params))
 
 
@@ -244,21 +244,21 @@ def rate_verdict_section(run: RunResult) -> Section:
 
 def breakdown_table(run: RunResult, workload: str, params: Params | None = None) -> Table | None:
     """Return where the offloaded calls' time went; ``None`` if no cell has a breakdown or utilisation."""
-    rows = texts.breakdown_rows(run, workload, params)
+    rows = notes.breakdown_rows(run, workload, params)
     if not rows:
         return None
     cells = [tuple(Cell(text) for text in row) for row in rows]
-    return Table((Cell(texts.BREAKDOWN_TITLE),), _columns(texts.BREAKDOWN_HEADERS),
-                 _grouped(cells, [row[2] for row in rows]), texts.BREAKDOWN_CAPTION)
+    return Table((Cell(notes.BREAKDOWN_TITLE),), _columns(notes.BREAKDOWN_HEADERS),
+                 _grouped(cells, [row[2] for row in rows]), notes.BREAKDOWN_CAPTION)
 
 
 def pool_cost_table(run: RunResult) -> Table | None:
     """Return the run's process-pool costs by start method; ``None`` if none was measured."""
-    rows = texts.pool_cost_rows(run)
+    rows = notes.pool_cost_rows(run)
     if not rows:
         return None
-    return Table((Cell(texts.POOL_COST_TITLE),), _columns(texts.pool_cost_headers(run)),
-                 (tuple(tuple(Cell(text) for text in row) for row in rows),), texts.POOL_COST_CAPTION)
+    return Table((Cell(notes.POOL_COST_TITLE),), _columns(notes.pool_cost_headers(run)),
+                 (tuple(tuple(Cell(text) for text in row) for row in rows),), notes.POOL_COST_CAPTION)
 
 
 def verdict_section(run: RunResult) -> Section:

@@ -5,7 +5,7 @@ reported; the pytest plugin (:mod:`offbench.pytest_plugin`) judges a test's figu
 Both then say what was measured, and that is written here, from the structs of
 :mod:`offbench.model.watched` alone: the watch report for the terminal (:func:`render`)
 and one call site's stall evidence (:func:`describe`), in the words ``offbench run``
-uses for its own (:func:`offbench.render.texts.made_of`, :func:`~offbench.render.texts.blocked_in`).
+uses for its own (:func:`offbench.render.notes.made_of`, :func:`~offbench.render.notes.blocked_in`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shlex
 
 from offbench.formatting import format_ms
 from offbench.model.watched import EXIT_OVER_BUDGET, CallSite, LoopFigures, WatchResult, statistic
-from offbench.render.texts import blocked_in, made_of
+from offbench.render.notes import blocked_in, made_of
 
 LAG_COLUMNS = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
 
