@@ -84,10 +84,10 @@ def test_a_cell_without_a_spread_of_its_own_takes_the_typical_one_or_the_prior()
 
 def test_the_time_left_adds_the_runners_own_share_between_units() -> None:
     cells = [state_with([100.0], [0.3], ticks=1000) for _ in range(3)]
-    bare = forecast.seconds_left(cells, DEFAULT)
+    bare = forecast.outlook(cells, DEFAULT).seconds
     # The units took 0.6 s of 1.2 s of rounds: the rest was the runner's, and will be again.
-    assert forecast.seconds_left(cells, DEFAULT, rounds_s=1.2) == pytest.approx(2 * bare)
-    assert forecast.seconds_left(cells, DEFAULT, rounds_s=0.3) == pytest.approx(bare)
+    assert forecast.outlook(cells, DEFAULT, rounds_s=1.2).seconds == pytest.approx(2 * bare)
+    assert forecast.outlook(cells, DEFAULT, rounds_s=0.3).seconds == pytest.approx(bare)
 
 
 def test_a_fixed_round_count_is_the_forecast() -> None:

@@ -70,3 +70,11 @@ def test_stdev_and_median() -> None:
     assert stats.stdev([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) == pytest.approx(2.138, abs=1e-3)
     assert stats.stdev([1.0]) == 0.0
     assert stats.median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_the_coefficient_of_variation_is_the_sample_stdev_over_the_mean_where_it_exists() -> None:
+    assert stats.cv([90.0, 110.0]) == pytest.approx(math.sqrt(200) / 100)
+    assert stats.cv([5.0, 5.0, 5.0]) == 0.0
+    assert stats.cv([7.0]) is None  # one value has no spread
+    assert stats.cv([]) is None
+    assert stats.cv([-1.0, 1.0]) is None  # no mean to be a share of

@@ -34,13 +34,10 @@ from offbench.model.results import RunResult
 from .report import Section, proportion, target
 from .runs import offbench
 
+RECOMMENDED_STRATEGIES = ["-s", "direct", "-s", "to-thread", "-s", "process-pool"]
+"""The strategies of the README's recommended comparison."""
 RECOMMENDED_OPTIONS = [
-    "-s",
-    "direct",
-    "-s",
-    "to-thread",
-    "-s",
-    "process-pool",
+    *RECOMMENDED_STRATEGIES,
     "-l",
     "asyncio",
     "-c",

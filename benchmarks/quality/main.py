@@ -27,20 +27,7 @@ BUDGET_S = 6000.0
 """What the whole script may take on the project's 2-core machine: 100 minutes, most of it the 120-odd
 ``offbench run``s that sections 5 to 8 need (section 6's ≥ 20 pairs of each of four series above all: about
 50 minutes, two thirds of it the A/B runs, whose workers are new interpreters)."""
-SMOKE_MATRIX = [
-    "-w",
-    "sleep",
-    "-w",
-    "cpu",
-    "-l",
-    "asyncio",
-    "-s",
-    "direct",
-    "-s",
-    "to-thread",
-    "-s",
-    "process-pool",
-]
+SMOKE_MATRIX = [*calibration.RECOMMENDED_WORKLOADS, "-l", "asyncio", *calibration.RECOMMENDED_STRATEGIES]
 """The matrix whole runs measure in ``--smoke``: the recommended comparison's."""
 
 

@@ -46,6 +46,14 @@ def stdev(values: Sequence[float]) -> float:
     return math.sqrt(sum((v - centre) ** 2 for v in values) / (len(values) - 1))
 
 
+def cv(values: Sequence[float]) -> float | None:
+    """Return the coefficient of variation, stdev over mean; ``None`` for under two values or a mean ≤ 0."""
+    centre = mean(values)
+    if len(values) < 2 or centre <= 0:
+        return None
+    return stdev(values) / centre
+
+
 def median(values: Sequence[float]) -> float:
     """Return the median of (unsorted) values."""
     return percentile(sorted(values), 50)

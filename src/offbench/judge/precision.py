@@ -37,7 +37,7 @@ from typing import Literal
 
 from offbench.model import histogram
 from offbench.model.results import CellResult, Spread, Unit
-from offbench.stats import Interval, cluster_bootstrap_percentile, mean_interval, stdev
+from offbench.stats import Interval, cluster_bootstrap_percentile, cv, mean_interval
 
 NEIGHBOURS = 7
 """Units (nearest in time, the unit itself included) whose references make a unit's host factor."""
@@ -161,11 +161,10 @@ def spread(values: Sequence[float]) -> Spread | None:
     if not values:
         return None
     found = throughput_interval(values)
-    centre = found.estimate
-    cv = stdev(values) / centre if centre > 0 and len(values) > 1 else 0.0
+    spread_cv = cv(values) or 0.0
     bounded = math.isfinite(found.low) and math.isfinite(found.high)
     return Spread(low=found.low if bounded else None, high=found.high if bounded else None,
-                  cv=cv, units=len(values))
+                  cv=spread_cv, units=len(values))
 
 
 def precise(values: Sequence[float], precision_pct: float) -> bool:

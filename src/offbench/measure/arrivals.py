@@ -23,10 +23,10 @@ the backlog did not grow: the median latency of the calls due in the window's se
 half is no more than :data:`GROWTH_FLOOR_MS`, or :data:`GROWTH_SHARE` of the fastest call,
 above the first half's, the calls in flight grew by no more than :data:`PILED_SHARE` of the
 window's calls (what arrived less what completed), and at most :data:`LOST_SHARE` of the
-calls were refused or still unfinished after the drain. Past a strategy's capacity C, latency grows by about
-(rate ÷ C − 1) seconds per second: 10 % over it, 7.5 ms between the halves of the
-shortest window (0.15 s), 70 ms between those of a 1.4 s one. Below it, the halves'
-medians move by the queue's chance swings, a fraction of a call at 70 % busy. Where calls
+calls were refused or still unfinished after the drain. Past a strategy's capacity C,
+latency grows by about (rate ÷ C − 1) seconds per second: 10 % over it, 7.5 ms between
+the halves of the shortest window (0.15 s), 70 ms between those of a 1.4 s one. Below
+it, the halves' medians move by the queue's chance swings, a fraction of a call at 70 % busy. Where calls
 were still unfinished (their latency only a lower bound) the growth is read from the
 backlog instead: the calls due less those completed, over the rate completed.
 

@@ -4,8 +4,8 @@ The progress bar's ETA and ``--time-budget`` read it. A cell's likely units foll
 rules that stop it (:func:`offbench.judge.precision.settled`), projected from its units so
 far: enough for its throughput's 95 % t-interval to reach the effort's precision at the
 spread seen (the other cells' typical spread until it has two units, a prior one until
-any cell has), and enough pooled
-probe ticks for its lag p99 unless that is already clear of the lag budget. A unit costs
+any cell has), and enough pooled probe ticks for its lag p99 unless that is already
+clear of the lag budget. A unit costs
 what the cell's last units took; the runner's own work between units is added in the
 proportion the rounds so far showed.
 """
@@ -21,7 +21,7 @@ from typing import NamedTuple
 from offbench.judge.precision import LAG_CLEAR
 from offbench.model.settings import RunSettings
 from offbench.run.state import CellState, normalised_values
-from offbench.stats import mean, stdev, t_quantile
+from offbench.stats import cv, t_quantile
 
 PRIOR_CV = 0.05
 """The units' spread assumed until some cell of the run has two units: about the median of
@@ -41,7 +41,11 @@ class Outlook(NamedTuple):
 
 
 def outlook(states: Sequence[CellState], settings: RunSettings, rounds_s: float | None = None) -> Outlook:
-    """Return the units still to measure and their time (see :func:`seconds_left`)."""
+    """Return the units still to measure, and their time.
+
+    ``rounds_s``, the time the rounds have taken so far, scales the units' own times up by
+    the share the runner's work between units took of it.
+    """
     values = normalised_values(states)
     typical = typical_cv(values)
     units = 0
@@ -55,11 +59,6 @@ def outlook(states: Sequence[CellState], settings: RunSettings, rounds_s: float 
     if rounds_s is not None and walls > 0:
         seconds *= max(1.0, rounds_s / walls)
     return Outlook(units, seconds)
-
-
-def planned_units(states: Sequence[CellState], settings: RunSettings) -> int:
-    """Return how many more units the run expects to measure: each active cell up to its likely stop."""
-    return outlook(states, settings).units
 
 
 def likely_units(state: CellState, settings: RunSettings, typical: float | None = None,
@@ -79,9 +78,9 @@ def likely_units(state: CellState, settings: RunSettings, typical: float | None 
     lags = [u.lag_p99_ms for u in state.units if u.lag_p99_ms is not None]
     if lags and min(lags) >= settings.lag_budget_ms * LAG_CLEAR:
         return least  # over the budget whatever its throughput: it stops when first judged
-    cv = _spread_of(found)
-    cv = (PRIOR_CV if typical is None else typical) if cv is None else cv
-    wanted = units_for_precision(cv, effort.precision_pct, least, effort.max_units)
+    spread = cv(found)
+    spread = (PRIOR_CV if typical is None else typical) if spread is None else spread
+    wanted = units_for_precision(spread, effort.precision_pct, least, effort.max_units)
     ticks = [u.ticks for u in state.units]
     if ticks and not (lags and max(lags) <= settings.lag_budget_ms / LAG_CLEAR):
         wanted = max(wanted, math.ceil(effort.ticks / max(1.0, statistics.fmean(ticks))))
@@ -102,16 +101,8 @@ def units_for_precision(cv: float, precision_pct: float, least: int, most: int) 
 
 def typical_cv(values: Sequence[Sequence[float]]) -> float | None:
     """Return the median coefficient of variation of the cells with two units or more, if any."""
-    spreads = (_spread_of(found) for found in values)
-    known = [cv for cv in spreads if cv is not None]
+    known = [spread for spread in map(cv, values) if spread is not None]
     return statistics.median(known) if known else None
-
-
-def _spread_of(throughputs: Sequence[float]) -> float | None:
-    centre = mean(throughputs)
-    if len(throughputs) < 2 or centre <= 0:
-        return None
-    return stdev(throughputs) / centre
 
 
 def unit_seconds(state: CellState, settings: RunSettings) -> float:
@@ -120,15 +111,6 @@ def unit_seconds(state: CellState, settings: RunSettings) -> float:
         return statistics.median(state.walls[-3:])
     window = state.spec.duration_s if state.spec.duration_s is not None else settings.effort.min_window_s
     return window + (state.spec.warmup_s or 0.05) + UNIT_OVERHEAD_S
-
-
-def seconds_left(states: Sequence[CellState], settings: RunSettings, rounds_s: float | None = None) -> float:
-    """Return the estimate of the measuring still to do, seconds.
-
-    ``rounds_s``, the time the rounds have taken so far, scales the units' own times up by
-    the share the runner's work between units took of it.
-    """
-    return outlook(states, settings, rounds_s).seconds
 
 
 def fits(states: Sequence[CellState], settings: RunSettings, began: float) -> bool:

@@ -21,6 +21,7 @@ from offbench.model.cells import CellSpec
 from offbench.model.results import BUSY_SHARE, CellResult, Host, Round, Stop, Unit, failed_cell
 from offbench.processes import Launcher
 from offbench.run import aggregate
+from offbench.stats import cv
 
 
 @dataclass
@@ -100,16 +101,10 @@ def host_of(results: Sequence[CellResult], rounds: Sequence[Round]) -> Host | No
     busy = [r for r in results if any((u.other_cpu or 0.0) > BUSY_SHARE for u in r.units)]
     return Host(
         reference_ms=round(statistics.median(references), 4),
-        drift_pct=round(_cv(per_round) * 100, 2),
-        scatter_pct=round(_cv(references) * 100, 2),
+        drift_pct=round((cv(per_round) or 0.0) * 100, 2),
+        scatter_pct=round((cv(references) or 0.0) * 100, 2),
         other_cpu_mean=round(statistics.fmean(others), 4) if others else None,
         other_cpu_max=round(max(others), 4) if others else None,
         busy_units=sum((u.other_cpu or 0.0) > BUSY_SHARE for u in units),
         busy_cells=len(busy),
     )
-
-
-def _cv(values: Sequence[float]) -> float:
-    if len(values) < 2 or statistics.fmean(values) <= 0:
-        return 0.0
-    return statistics.stdev(values) / statistics.fmean(values)
