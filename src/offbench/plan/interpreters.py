@@ -264,9 +264,9 @@ def prepare(interpreter: Interpreter, on_install: Callable[[Interpreter], None] 
     """Return ``interpreter`` running from a venv that has this offbench, made once and cached.
 
     A venv that exists and imports offbench's worker is reused as it is (a fraction of
-    a second). Otherwise ``on_install`` is called and the venv is made with
-    ``python -m venv`` and ``pip install`` (a minute or so, the first time); a lock file
-    keeps two runs from installing into the same venv at once. A failed install raises
+    a second). Otherwise ``on_install`` is called and the venv is made and installed
+    (:func:`install_steps`; about 20 s the first time, NumPy included); a lock file keeps
+    two runs from installing into the same venv at once. A failed install raises
     ``UsageError`` naming pip's log. The GIL state is read in the venv with the worker's
     modules imported. ``self`` is returned as it is.
     """

@@ -80,7 +80,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("pythons", ("--python",), str, metavar="PATH", many=True,
            help="Run the cells under this interpreter (3.11+; a command like python3.13, or a path), "
            "repeatable, side by side in one table. offbench is installed in a venv cached per "
-           "interpreter (~/.cache/offbench/venvs, or $OFFBENCH_CACHE; about a minute the first time). "
+           "interpreter (~/.cache/offbench/venvs, or $OFFBENCH_CACHE; about 20 s the first time). "
            "'self' is the interpreter running offbench. Default: only the running interpreter."),
     Option("sized_pools", ("--sized-pools/--no-sized-pools",), bool,
            help="When the highest concurrency exceeds the default executor's threads, also measure "
