@@ -320,6 +320,14 @@ def test_threads_that_fall_behind_on_one_cpu_of_two_are_gil_bound() -> None:
                                            pool=6, run_ms=50.0, cores=1.0))
     assert why == "gil"
     assert "the process used 1.0 of 2 CPUs" in reason
+    # The kernel's side of the GIL's hand-offs with many calls in flight: 1.31 CPUs measured here.
+    ((_, why, _),) = judged(rate_cell("to-thread", 140, p99=186, lag=65, sustained=False, achieved=95,
+                                      pool=6, run_ms=50.0, cores=1.35))
+    assert why == "gil"
+    # Both CPUs busy (a process pool's 1.71 measured): not one CPU's worth, not the GIL.
+    ((_, why, _),) = judged(rate_cell("to-thread", 140, p99=186, lag=65, sustained=False, achieved=95,
+                                      pool=6, run_ms=50.0, cores=1.7))
+    assert why != "gil"
     # The same on one CPU says nothing about the GIL.
     ((_, why, _),) = judged(rate_cell("to-thread", 140, p99=186, lag=65, sustained=False, achieved=95,
                                       cores=1.0), cpus=1)
