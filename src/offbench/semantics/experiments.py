@@ -409,14 +409,15 @@ class _Parallel(Experiment):
         speedup = 2 * min(ones) / min(twos)
         if (os.cpu_count() or 1) < 2:
             return self.found(None, f"{speedup:.2f}× (1 CPU)", measured=speedup, unit="×")
-        if parallel(speedup) is None:
+        answer = parallel(speedup)
+        if answer is None:
             # Neither in a row (1×) nor at once (2×) in any round: the host, not the strategy,
             # set the pace, in a way the waiting and steal counters did not show.
             return self.found(None, f"{speedup:.2f}× (unclear)", measured=speedup, unit="×",
                               detail=f"best of every round between {CLEARLY_SERIAL}× (in a row) and "
                               f"{MIN_SPEEDUP}×: the CPUs were shared")
         return self.found(
-            bool(parallel(speedup)), f"{speedup:.2f}×",
+            answer, f"{speedup:.2f}×",
             f"two calls at once take about as long as two in a row: {self.work} lets one call "
             "run at a time",
             measured=speedup, unit="×",
