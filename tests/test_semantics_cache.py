@@ -31,6 +31,18 @@ def test_a_second_run_reads_the_findings_and_a_changed_key_measures_again(
     assert started == ["direct", "direct"]
 
 
+def test_one_environment_is_one_key_whatever_its_interpreter_is_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `offbench run` runs as .venv/bin/python3, `python -m offbench run` as .venv/bin/python: a run of
+    # the one measured the check again after the other (13 s).
+    mine = cache.key("direct", "asyncio")
+    monkeypatch.setattr("sys.executable", "/elsewhere/bin/python3")
+    assert cache.key("direct", "asyncio") == mine
+    monkeypatch.setattr("sys.prefix", "/another/venv")
+    assert cache.key("direct", "asyncio") != mine
+
+
 def test_failed_checks_and_user_functions_are_not_kept() -> None:
     cache.store(StrategySemantics(strategy="direct", loop="asyncio", findings=[], error="worker died"))
     cache.store(StrategySemantics(strategy="to-thread", loop="asyncio", findings=[], target="mod:fn"))

@@ -39,9 +39,11 @@ def folder() -> Path:
 def key(strategy: str, loop: str) -> str:
     """Return the digest naming the findings of ``strategy`` on ``loop`` made by the code here and now."""
     code = [cache.source_digest(_PACKAGE / part) for part in ("semantics", "strategies")]
+    # The environment by its prefix, not by sys.executable: `offbench` runs as .venv/bin/python3,
+    # `python -m offbench` as .venv/bin/python, one interpreter under two names.
     return cache.digest([
-        VERSION, strategy, loop, loops.get(loop).version(), sys.executable, platform.python_version(),
-        str(os.cpu_count()), *code,
+        VERSION, strategy, loop, loops.get(loop).version(), sys.prefix, platform.python_implementation(),
+        platform.python_version(), str(os.cpu_count()), *code,
     ])
 
 
