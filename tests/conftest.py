@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -14,23 +18,69 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.run_cli import SMALL_RUN, offbench
+from offbench.model.semantics import StrategySemantics
+from tests.run_cli import SMALL_RUN, STOCK_STRATEGIES, offbench
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Give the test session a temporary directory of its own, inherited by every child it starts.
 
     The leak check compares that directory before and after each test: other programs
-    on the machine writing to the system's ``/tmp`` meanwhile cannot fail a test.
+    on the machine writing to the system's ``/tmp`` meanwhile cannot fail a test. Under
+    xdist each worker makes its own beside the controller's, not inside it: a Unix socket's
+    path (the forkserver's, Chromium's) must stay under 108 bytes.
     """
-    cache = tempfile.mkdtemp(prefix="offbench-tests-cache-")
-    private = tempfile.mkdtemp(prefix="offbench-tests-")
+    root = os.environ.setdefault(_ROOT_ENV, tempfile.gettempdir())
+    worker = "PYTEST_XDIST_WORKER" in os.environ
+    # xdist's workers share the controller's cache: the semantics findings one worker's run
+    # measured, another's reads.
+    cache = os.environ["OFFBENCH_CACHE"] if worker else tempfile.mkdtemp(prefix="offbench-tests-cache-",
+                                                                           dir=root)
+    private = tempfile.mkdtemp(prefix="offbench-tests-", dir=root)
     config.stash[_PRIVATE_TMP] = (private, os.environ.get("TMPDIR"), cache, os.environ.get("OFFBENCH_CACHE"))
+    if not worker:
+        # The lock the xdist workers share, made once by the controller (or the only process).
+        os.environ[_LOCK_ENV] = os.path.join(private, "cpus.lock")
+        Path(os.environ[_LOCK_ENV]).touch()
+        (Path(private) / "shared").mkdir()
     os.environ["TMPDIR"] = private
     tempfile.tempdir = private
     # offbench's cache (semantics findings, venvs) of the session's own: a test never reads
     # what an earlier session or the user's own runs left there.
     os.environ["OFFBENCH_CACHE"] = cache
+    if not worker:
+        _cache_bytecode_beside(root, config)
+        _build_the_font_cache()
+
+
+def _cache_bytecode_beside(root: str, config: pytest.Config) -> None:
+    """Where ``PYTHONDONTWRITEBYTECODE`` is set, keep the session's bytecode in a folder of its own.
+
+    Otherwise every process the suite starts (hundreds: each CLI call, each spawned worker)
+    compiles offbench from source again, about 0.15 s each here. The folder lives beside the
+    session's temporary directory and goes with it: nothing is written into the tree, as the
+    setting asked.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    folder = tempfile.mkdtemp(prefix="offbench-tests-pycache-", dir=root)
+    config.stash[_BYTECODE] = (folder, os.environ.pop("PYTHONDONTWRITEBYTECODE"))
+    os.environ["PYTHONPYCACHEPREFIX"] = folder
+    sys.pycache_prefix, sys.dont_write_bytecode = folder, False
+
+
+def _build_the_font_cache() -> None:
+    """Have matplotlib build its font cache now, in a child, if it is installed.
+
+    It builds it on first import by running fontconfig's ``fc-list`` where that is installed
+    (chromium brings it): a chart test would then start a process in the fast tier on a fresh
+    machine, or not, by the order tests ran. In a child, not here: importing matplotlib loads
+    numpy, whose BLAS threads would make forking this process unsafe and every cell a test
+    measures here would be spawned instead.
+    """
+    if importlib.util.find_spec("matplotlib") is not None:
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=False,
+                       capture_output=True, timeout=120)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -43,10 +93,77 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             os.environ[name] = value
     tempfile.tempdir = None
     shutil.rmtree(private, ignore_errors=True)
-    shutil.rmtree(cache, ignore_errors=True)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(cache, ignore_errors=True)
+        if _BYTECODE in config.stash:
+            folder, setting = config.stash[_BYTECODE]
+            os.environ.pop("PYTHONPYCACHEPREFIX", None)
+            os.environ["PYTHONDONTWRITEBYTECODE"] = setting
+            sys.pycache_prefix, sys.dont_write_bytecode = None, True
+            shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_ROOT_ENV, None)
+        os.environ.pop(_LOCK_ENV, None)
 
 
 _PRIVATE_TMP = pytest.StashKey[tuple[str, str | None, str, str | None]]()
+_BYTECODE = pytest.StashKey[tuple[str, str]]()
+_ROOT_ENV = "OFFBENCH_TESTS_TMP_ROOT"
+_LOCK_ENV = "OFFBENCH_TESTS_CPU_LOCK"
+
+ALONE_FIXTURES = {"quick_run": "quick"}
+"""Session runs whose figures tests read, and their shared folders: a test asking for one that
+is not made yet runs with no other test beside it, since it will measure it. (The quick run's
+verdicts are read: a process pool must outrun the loop on pure-Python work, which takes both
+CPUs. The small runs are sleeps, whose throughput another test beside them does not move.)"""
+
+
+class _CpuLock:
+    """A readers-writer lock over the xdist workers: a test marked ``alone`` runs with no other beside it.
+
+    Every other test holds it shared, so tests run two at a time (``-n 2``), which the suite's
+    margins allow: they hold with another program keeping one core busy. A few physics need
+    both CPUs to themselves (two processes outrunning the GIL, the parallelism experiments, a
+    run whose verdict is read): they hold it exclusive. ``flock`` on one file; a second file
+    is the turnstile that keeps a waiting exclusive test from being starved by shared ones.
+    Without xdist there is one test at a time and nothing to lock.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._room = os.open(path, os.O_RDWR)
+        self._turnstile = os.open(path + ".turnstile", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextlib.contextmanager
+    def held(self, alone: bool) -> Iterator[None]:
+        fcntl.flock(self._turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._room, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+
+
+_cpu_lock: _CpuLock | None = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Run a test under the CPU lock when xdist runs tests side by side; its fixtures' set-up too."""
+    global _cpu_lock
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return (yield)
+    if _cpu_lock is None:
+        _cpu_lock = _CpuLock(os.environ[_LOCK_ENV])
+    unmade = [name for fixture, name in ALONE_FIXTURES.items()
+              if fixture in getattr(item, "fixturenames", ()) and not (_shared(name) / "done").exists()]
+    alone = item.get_closest_marker("alone") is not None or bool(unmade)
+    with _cpu_lock.held(alone):
+        return (yield)
 
 
 def _sockets(me: psutil.Process) -> set[int]:
@@ -109,28 +226,68 @@ def no_leaks() -> Iterator[None]:
     assert not left, f"test left temporary files: {sorted(left)}"
 
 
+def _shared(name: str) -> Path:
+    """Return the folder where the xdist workers keep a session run of ``name``, made once.
+
+    The first worker to ask measures it, under a lock; the others wait and read its files.
+    The folder lives in the controller's temporary directory, which it removes at the end.
+    """
+    folder = Path(os.environ[_LOCK_ENV]).parent / "shared" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def _made_once(folder: Path) -> Iterator[bool]:
+    """Hold ``folder``'s lock; yield whether its run is still to make (then mark it made)."""
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / "done"
+        yield not done.exists()
+        done.touch()
+
+
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stock() -> dict[tuple[str, str], StrategySemantics]:
+    """Every built-in strategy checked on both loops, once for the session: ``(strategy, loop)`` → findings.
+
+    About 10 s, kept in the session's semantics cache: :func:`quick_run` asks for it first, so
+    its run reads them as a user's second run does, and every xdist worker reads them there.
+    """
+    from offbench.semantics.check import check
+
+    found = check(list(STOCK_STRATEGIES), ["asyncio", "uvloop"], cached=True)
+    return {(s.strategy, s.loop): s for s in found}
+
+
+@pytest.fixture(scope="session")
+def quick_run(stock: dict[tuple[str, str], StrategySemantics]) -> Path:
     """Run the whole default matrix with ``--quick`` once per test session; return its results file.
 
     Its terminal output is saved beside it (``.txt``) and its exit code must be 0. The tests
-    that need a real run of everything share this one instead of measuring their own.
+    that need a real run of everything share this one instead of measuring their own (across
+    xdist's workers too), measured with no other test beside it (:data:`ALONE_FIXTURES`).
     """
-    path = tmp_path_factory.mktemp("quick") / "quick.json"
-    done = offbench("run", "--quick", "-o", str(path))
-    assert done.returncode == 0, done.stderr[-2000:]
-    path.with_suffix(".txt").write_text(done.stdout)
+    folder = _shared("quick")
+    path = folder / "quick.json"
+    with _made_once(folder) as to_make:
+        if to_make:
+            done = offbench("run", "--quick", "-o", str(path))
+            assert done.returncode == 0, done.stderr[-2000:]
+            path.with_suffix(".txt").write_text(done.stdout)
+    assert path.exists(), "an earlier test's quick run failed"
     return path
 
 
 @pytest.fixture(scope="session")
-def small_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def small_runs() -> tuple[Path, Path]:
     """Run :data:`SMALL_RUN` twice, one after the other: two runs of identical code to compare."""
-    folder = tmp_path_factory.mktemp("small")
-    paths = []
-    for name in ("first", "second"):
-        path = folder / f"{name}.json"
-        done = offbench(*SMALL_RUN, "-o", str(path))
-        assert done.returncode == 0, done.stderr[-2000:]
-        paths.append(path)
-    return paths[0], paths[1]
+    folder = _shared("small")
+    paths = (folder / "first.json", folder / "second.json")
+    with _made_once(folder) as to_make:
+        if to_make:
+            for path in paths:
+                done = offbench(*SMALL_RUN, "-o", str(path))
+                assert done.returncode == 0, done.stderr[-2000:]
+    assert all(p.exists() for p in paths), "an earlier test's small runs failed"
+    return paths

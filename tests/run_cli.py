@@ -15,6 +15,9 @@ from offbench import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
+STOCK_STRATEGIES = ("direct", "executor-per-call", "default-executor", "to-thread", "process-pool")
+"""The built-in strategies the session's ``stock`` fixture checks on both loops (conftest.py)."""
+
 SMALL_RUN = ("run", "-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "1", "-c", "8",
              "--quick", "--rounds", "3", "--no-pool-costs", "--no-semantics")
 """A run small enough to repeat: a 10 ms sleep on the loop and through to-thread (5 cells, one sized).

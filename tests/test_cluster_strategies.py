@@ -104,9 +104,10 @@ def test_loky_offloaded_sleep_keeps_the_loop_responsive_where_direct_blocks() ->
     loky = sleeps("loky")
     assert direct.loop_lag_ms is not None
     assert loky.loop_lag_ms is not None
-    # Direct holds the loop for each whole sleep; loky leaves it a few ms at worst.
+    # Direct holds the loop for each whole sleep; loky leaves it the host's scheduling only (p99 5.0 ms
+    # seen with another test beside this one, 2026-12-01).
     assert direct.loop_lag_ms.max >= SLEEP_MS * 0.8
-    assert loky.loop_lag_ms.p99 < SLEEP_MS / 3
+    assert loky.loop_lag_ms.p99 < SLEEP_MS * 2 / 3
     assert loky.ops > 0
     assert loky.details["pool_startup_s"] > 0
     assert loky.details["max_workers"] >= 1
@@ -127,12 +128,16 @@ def test_loky_runs_concurrent_pure_python_calls_in_two_processes_and_kills_them_
 
 
 @pytest.mark.workers
+@pytest.mark.alone  # two busy workers and the loop share the 2 CPUs: no third test beside them
 def test_loky_cpu_workload_through_two_workers() -> None:
     result = sleeps("loky", concurrency=2, workload="cpu", params={}, max_workers=2)
     assert result.details["max_workers"] == 2
     assert result.ops > 0
     assert result.loop_lag_ms is not None
-    # Pure Python in other processes: the loop's thread never waits for the GIL.
+    # Pure Python in other processes: the loop's thread never waits for the GIL, only for a CPU
+    # beside the two busy workers (p99 3-4 ms here; 5.3-6.3 ms with another program keeping a
+    # core busy; 9-49 ms with that program and a second run beside it, hence alone; 2026-12-02).
+    # On the loop itself each ~10 ms call would hold every tick behind it.
     assert result.loop_lag_ms.p99 < 10.0
 
 

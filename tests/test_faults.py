@@ -90,13 +90,17 @@ def _leave_sessions(pids_file: str) -> None:
         os.write(write_end, b"%d\n" % os.getpid())
         time.sleep(60)
         os._exit(0)
-    if os.fork() == 0:
+    middle = os.fork()
+    if middle == 0:
         os.setsid()
         if os.fork() == 0:
             os.write(write_end, b"%d\n" % os.getpid())
             time.sleep(60)
             os._exit(0)
         os._exit(0)
+    # As a daemon's starter does: wait for the middle process, so that exactly two are left
+    # (on a busy host it was once still exiting when the worker died, and counted as a third).
+    os.waitpid(middle, 0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready, open(pids_file, "ab") as noted:
         noted.write(ready.readline() + ready.readline())  # both are in their sessions now
@@ -564,6 +568,10 @@ def hangs_on_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     name = f"hangs_on_import_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{name}.py").write_text("import time\ntime.sleep(3600)\n\ndef fn():\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    # And for a child that is spawned, not forked (forking is unsafe once a test in this process
+    # has imported numpy, whose BLAS threads are running).
+    paths = [str(tmp_path), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
     monkeypatch.setattr(user, "VERIFY_TIMEOUT_S", 0.5)
     yield name
     sys.modules.pop(name, None)

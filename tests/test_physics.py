@@ -23,9 +23,11 @@ def test_direct_sleep_blocks_the_loop_for_the_sleep(loop: str) -> None:
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("strategy", OFFLOADS)
 def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str, loop: str) -> None:
-    result = measure(strategy, loop)
+    # 20 ms sleeps: on the loop their lag p99 would be ~19.8 ms. Offloaded, what is left is the host's
+    # scheduling: p99 6.9 ms was seen with another test beside this one (2026-12-01), so half the sleep.
+    result = measure(strategy, loop, params={"duration_ms": 20.0})
     assert result.loop_lag_ms is not None
-    assert result.loop_lag_ms.p99 < 5.0
+    assert result.loop_lag_ms.p99 < 10.0
     assert result.ops > 0
 
 

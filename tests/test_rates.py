@@ -634,6 +634,7 @@ def _cpu_ms_per_call(found: CellResult) -> float:
 
 
 @pytest.mark.workers
+@pytest.mark.alone  # two processes outrunning the GIL need both CPUs
 def test_pure_python_work_scales_to_two_processes_not_to_threads() -> None:
     assert len(os.sched_getaffinity(0)) >= 2, "the acceptance's machine has 2 CPUs"
     params = {"iterations": 100_000}
@@ -642,20 +643,29 @@ def test_pure_python_work_scales_to_two_processes_not_to_threads() -> None:
     # speed moves between cells (a pure-Python call's time scattered 6.4-10.9 ms between timings here), so
     # the premise is checked against each cell's own op time (the pool's run p50, the threads' CPU per
     # call), and the rate set again from them if it moved.
-    for _ in range(4):
-        rate = round(1.4 * 1000 / op_ms)
+    rate, busy_tries = round(1.4 * 1000 / op_ms), 0
+    for _ in range(5):
         processes = measure_rate("process-pool", rate, workload="cpu", params=params, max_workers=2)
         threads = measure_rate("to-thread", rate, workload="cpu", params=params)
         assert processes.breakdown_ms is not None
         pool_ms, thread_ms = processes.breakdown_ms.run.p50, _cpu_ms_per_call(threads)
         # What other programs left of the 2 CPUs while the pool ran: the pool needs 1.25 × its work of it.
         free = 2 * (1 - max(u.other_cpu or 0.0 for u in processes.units))
+        if 0.8 * free < 1.15:
+            busy_tries += 1
+            continue
         # Threads' CPU per call holds the GIL's hand-offs too (up to 19 % more, measured): offered at 1.3 CPUs
         # of it, the work itself is beyond one CPU.
-        if 1.15 <= rate * pool_ms / 1000 <= min(1.6, 0.8 * free) and rate * thread_ms / 1000 >= 1.3:
+        lowest = 1000 * max(1.15 / pool_ms, 1.3 / thread_ms)
+        highest = 1000 * min(1.6, 0.8 * free) / pool_ms
+        if lowest <= rate <= highest:
             break
-        op_ms = (pool_ms + thread_ms) / 2
+        # Aim the next try at the middle of what this one's op times allow (their ratio moves less
+        # than either), or at 1.4 ÷ their mean if they allow nothing.
+        rate = round((lowest + highest) / 2 if lowest <= highest else 1.4 * 2000 / (pool_ms + thread_ms))
     else:
+        if busy_tries == 5:
+            pytest.skip("other programs kept a CPU busy in every try: two processes cannot outrun the GIL")
         pytest.fail(f"no premise: {rate}/s of {pool_ms:.1f} (pool) / {thread_ms:.1f} ms (threads) calls, "
                     f"{free:.2f} CPUs free of other programs: the host is too busy, or its speed kept moving")
     assert processes.open_loop is not None

@@ -11,22 +11,15 @@ from pathlib import Path
 import pytest
 
 from offbench.model.semantics import Finding, StrategySemantics
-from offbench.semantics.check import CheckSpec, check, check_one, run_in_lab
+from offbench.semantics.check import CheckSpec, check_one, run_in_lab
 from offbench.semantics.experiments import REGISTRY
 from offbench.strategies import Strategy
+from tests.run_cli import STOCK_STRATEGIES as STRATEGIES
 from tests.run_cli import offbench, start_offbench
 
 pytestmark = pytest.mark.workers
 
-STRATEGIES = ["direct", "executor-per-call", "default-executor", "to-thread", "process-pool"]
 THREADS = ["executor-per-call", "default-executor", "to-thread"]
-
-
-@pytest.fixture(scope="module")
-def stock() -> dict[tuple[str, str], StrategySemantics]:
-    """Every built-in strategy checked on both loops, once for the session (about 13 s, shared through
-    the session's semantics cache with the runs that check them too)."""
-    return {(s.strategy, s.loop): s for s in check(STRATEGIES, ["asyncio", "uvloop"], cached=True)}
 
 
 def answers(stock: dict[tuple[str, str], StrategySemantics], experiment: str) -> dict[str, set[bool | None]]:
@@ -40,6 +33,7 @@ def answers(stock: dict[tuple[str, str], StrategySemantics], experiment: str) ->
     return found
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_context_is_copied_by_to_thread_not_by_run_in_executor(stock: dict) -> None:
     seen = answers(stock, "context")
     assert seen["to-thread"] == {True}
@@ -49,6 +43,7 @@ def test_context_is_copied_by_to_thread_not_by_run_in_executor(stock: dict) -> N
     assert seen["process-pool"] == {False}
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_loop_thread_locals_are_visible_only_on_the_loop_thread(stock: dict) -> None:
     seen = answers(stock, "thread_locals")
     assert seen.pop("direct") == {True}
@@ -60,6 +55,7 @@ def test_loop_thread_locals_are_visible_only_on_the_loop_thread(stock: dict) -> 
     }
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_only_the_per_call_pool_creates_a_worker_per_call(stock: dict) -> None:
     seen = answers(stock, "reuse")
     assert seen.pop("executor-per-call") == {False}
@@ -71,6 +67,7 @@ def test_only_the_per_call_pool_creates_a_worker_per_call(stock: dict) -> None:
     assert per_call.why
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_processes_copy_arguments_threads_share_them(stock: dict) -> None:
     seen = answers(stock, "arguments")
     assert seen.pop("process-pool") == {False}
@@ -80,6 +77,7 @@ def test_processes_copy_arguments_threads_share_them(stock: dict) -> None:
     assert "pickled" in finding.value
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_threads_do_not_parallelise_pure_python_processes_do(stock: dict) -> None:
     # "Unknown" (None) is the honest answer when another program had the second CPU during every
     # timing (the experiment then cannot tell the strategy from the load); a wrong yes or no never is.
@@ -89,9 +87,13 @@ def test_threads_do_not_parallelise_pure_python_processes_do(stock: dict) -> Non
         assert python[strategy] <= {False, None}, strategy
         assert released[strategy] <= {True, None}, strategy
     assert python["process-pool"] <= {True, None}
-    assert python["direct"] == released["direct"] == {False}
+    # Calls on the loop itself take turns, whatever the work: never "yes". (A busy host can
+    # leave even that unknown: its control pair then found no second CPU.)
+    assert python["direct"] <= {False, None}
+    assert released["direct"] <= {False, None}
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_a_running_default_executor_call_delays_asyncio_run(stock: dict) -> None:
     seen = answers(stock, "shutdown")
     assert seen["to-thread"] == seen["default-executor"] == {False}
@@ -102,6 +104,7 @@ def test_a_running_default_executor_call_delays_asyncio_run(stock: dict) -> None
     assert delayed.measured > 100  # most of the 200 ms call was still to run
 
 
+@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_no_stock_strategy_stops_a_timed_out_call_or_loses_an_exception(stock: dict) -> None:
     assert all(v == {False} for v in answers(stock, "cancel").values())
     assert all(v == {True} for v in answers(stock, "exceptions").values())

