@@ -138,8 +138,11 @@ def test_calls_start_on_schedule_whatever_is_in_flight() -> None:
     assert raw.refused == 0
     # 100/s × 0.6 s due in the window; 100 × 0.05 = 5 in flight, ± the call due at the edge.
     assert 59 <= raw.issued <= 61
-    assert 5 <= raw.in_flight_max <= 7
     latencies = sorted(window.arrived.latencies_ms)
+    # Little's law bounds the rest: no more calls are in flight than arrive within the longest one
+    # (+1 at the edge). A host that descheduled the loop holds completions back while calls keep
+    # falling due (8 in flight was seen with another test beside this one, 2026-12-02): 7 when idle.
+    assert 5 <= raw.in_flight_max <= math.ceil(100.0 * latencies[-1] / 1000) + 1, latencies[-1]
     assert latencies[0] >= 50.0  # a call can't beat its own 50 ms
     assert statistics.median(latencies) < 55.0  # and starts on time: the loop is idle
 

@@ -47,7 +47,9 @@ def test_each_round_measures_every_cell_still_measuring_once_in_a_random_order()
 def test_a_steady_cell_stops_early_and_a_noisy_one_gets_more_units() -> None:
     # A 10 ms sleep through a thread repeats to within a few % (sleep cells' median CV 1.1 %,
     # QUALITY.md §5): at the default effort its 3 least units put it inside ±10 % (t = 4.3:
-    # a CV under 4 % does), so it stops there; the same cell asked to ±0.05 % never gets there
+    # a CV under 4 % does), so it stops there, or a unit later where another test beside it
+    # moved one unit (4 of 5, seen on a host drifting 20 %, 2026-12-02), before its cap of 5;
+    # the same cell asked to ±0.05 % never gets there
     # and takes every unit it is allowed. (Not --quick: with 2 units t = 12.7 needs a CV under
     # 1.7 %, which this host missed twice in ten tries.) A 100 ms lag budget makes the stop
     # turn on the throughput alone (the lag p99 interval lies below half the budget).
@@ -55,7 +57,7 @@ def test_a_steady_cell_stops_early_and_a_noisy_one_gets_more_units() -> None:
                                              concurrency=[4], lag_budget_ms=100.0, quick=False)))
     (cell,) = steady.results
     assert cell.stopped == "precise", cell.spread
-    assert len(cell.units) == steady.settings.effort.min_units
+    assert steady.settings.effort.min_units <= len(cell.units) < steady.settings.effort.max_units
     strict = runner.run(build_settings(small(strategies=["to-thread"], concurrency=[4], precision_pct=0.05)))
     (cell,) = strict.results
     assert cell.stopped == "most units"
