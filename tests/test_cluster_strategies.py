@@ -105,9 +105,10 @@ def test_loky_offloaded_sleep_keeps_the_loop_responsive_where_direct_blocks() ->
     assert direct.loop_lag_ms is not None
     assert loky.loop_lag_ms is not None
     # Direct holds the loop for each whole sleep; loky leaves it the host's scheduling only (p99 5.0 ms
-    # seen with another test beside this one, 2026-12-01).
+    # seen with another test beside this one, 2026-12-01; a whole sleep now and then, so p90: see
+    # tests/test_physics.py).
     assert direct.loop_lag_ms.max >= SLEEP_MS * 0.8
-    assert loky.loop_lag_ms.p99 < SLEEP_MS * 2 / 3
+    assert loky.loop_lag_ms.p90 < SLEEP_MS / 3
     assert loky.ops > 0
     assert loky.details["pool_startup_s"] > 0
     assert loky.details["max_workers"] >= 1

@@ -47,8 +47,10 @@ def test_direct_sleep_lags_the_loop_by_about_the_sleep() -> None:
 def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str) -> None:
     result = sleeps(strategy)
     assert result.loop_lag_ms is not None
-    # The loop waits on nothing but the probe: far below the 20 ms each call blocks for.
-    assert result.loop_lag_ms.p99 < SLEEP_MS / 2
+    # The loop waits on nothing but the probe: far below the 20 ms each call blocks for (p90 ~18 ms on
+    # the loop). p90, not p99: a shared host may take the loop's CPU for a whole sleep now and then
+    # (twice in a 1 s window beside another test, tests/test_physics.py).
+    assert result.loop_lag_ms.p90 < SLEEP_MS / 4
     assert result.ops > 0
 
 
@@ -64,11 +66,12 @@ def test_two_workers_cap_eight_callers_near_two_calls_per_sleep(strategy: str, l
     # Two 20 ms sleeps at a time: at most 2 / 0.02 = 100 calls/s, whatever the machine does.
     assert capped.throughput_ops_s < 150
     assert capped.throughput_ops_s > 60  # more than one at a time (one would be 50)
-    # The other six callers wait their turn (about three sleeps each), yet the loop stays free.
+    # The other six callers wait their turn (about three sleeps each), yet the loop stays free (p90, as
+    # in test_offloaded_sleep_leaves_the_loop_responsive).
     assert capped.op_latency_ms is not None
     assert capped.op_latency_ms.p50 > 2.5 * SLEEP_MS
     assert capped.loop_lag_ms is not None
-    assert capped.loop_lag_ms.p99 < SLEEP_MS / 2
+    assert capped.loop_lag_ms.p90 < SLEEP_MS / 4
 
 
 @pytest.mark.workers

@@ -23,11 +23,13 @@ def test_direct_sleep_blocks_the_loop_for_the_sleep(loop: str) -> None:
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("strategy", OFFLOADS)
 def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str, loop: str) -> None:
-    # 20 ms sleeps: on the loop their lag p99 would be ~19.8 ms. Offloaded, what is left is the host's
-    # scheduling: p99 6.9 ms was seen with another test beside this one (2026-12-01), so half the sleep.
+    # 20 ms sleeps: on the loop nearly every tick would wait behind one, lag spread over 0-20 ms (p90
+    # ~18 ms). Offloaded, what is left is the host's scheduling, which a shared host makes rare but
+    # long: with another test beside this one the loop's thread lost its CPU twice for 20 ms in a 1 s
+    # window (p99 15.6 ms, p90 1.6 ms; 2026-12-02). p90 is what such a moment leaves alone.
     result = measure(strategy, loop, params={"duration_ms": 20.0})
     assert result.loop_lag_ms is not None
-    assert result.loop_lag_ms.p99 < 10.0
+    assert result.loop_lag_ms.p90 < 5.0
     assert result.ops > 0
 
 
