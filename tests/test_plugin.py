@@ -52,11 +52,6 @@ def _line(source: str, text: str) -> int:
 
 
 @pytest.mark.workers
-# Alone: the plugin starts its watchdog thread on the loop's thread after the probe's first tick is
-# due (measure/attach.py), so a host that keeps the new thread off every CPU makes that start the
-# test's worst stall (57 ms in Thread.start, with another program and another test busy; 2026-12-02).
-# An open defect: arm the probe after the watchdog has started (measuring code: with QUALITY.md's next run).
-@pytest.mark.alone
 @pytest.mark.parametrize("mark", ["@pytest.mark.asyncio", "@pytest.mark.anyio"])
 def test_a_blocking_async_test_fails_over_budget_naming_its_line(
     pytester: pytest.Pytester, mark: str

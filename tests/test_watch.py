@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -277,6 +278,30 @@ def test_an_attachment_names_the_line_and_is_invisible_to_the_program() -> None:
     assert site.measure.startswith("move `time.sleep(sleep_s)")  # a coroutine: wrap the call first
     assert figures.busy is not None
     assert figures.busy >= 0.1  # 50 ms of 360 ms, at least
+
+
+def test_the_watchdogs_own_start_is_not_the_programs_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Thread.start() waits until the new thread runs: on a busy host that took 57 ms once, and the
+    # plugin told a test it had blocked its loop "in Thread.start". Here every start waits 50 ms.
+    start = threading.Thread.start
+
+    def slow_start(thread: threading.Thread) -> None:
+        time.sleep(0.05)  # as a host that keeps the new thread off every CPU would
+        start(thread)
+
+    async def measured() -> LoopFigures:
+        totals = Totals(loop="asyncio", thread="MainThread", evidence_ms=10.0)
+        attachment = attach.Attachment(asyncio.get_running_loop(), totals, attach.Options())
+        attachment.start()
+        await asyncio.sleep(0.1)
+        attachment.stop()
+        return totals.figures()
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    figures = asyncio.run(measured())
+    assert figures.lag_ms is not None
+    # An idle loop answers within a few ms here (see the module's doc); counted, the start would be 49.
+    assert figures.lag_ms.max < STALL_FLOOR_MS, figures
 
 
 def test_folding_keeps_memory_bounded_and_loses_no_tick() -> None:

@@ -30,6 +30,15 @@ MEASURING = (
     "src/offbench/stats.py",
 )
 """The measuring code, as globs under the repository."""
+NOT_MEASURING = (
+    "src/offbench/measure/attach.py",
+    "src/offbench/measure/totals.py",
+    "src/offbench/measure/watched.py",
+    "src/offbench/run/watch.py",
+)
+"""Left out of the globs: ``offbench watch``'s and the pytest plugin's attachment to a program's
+own loop. No run's worker, no parent and no part of the QUALITY harness imports them
+(``tests/test_quality_fresh.py`` holds that), so no figure in QUALITY.md comes from them."""
 REGENERATE = ".venv/bin/python benchmarks/quality.py"
 """The command that writes QUALITY.md again (on a quiet machine: it measures)."""
 LINE = re.compile(r"^Measuring code digest: `(?P<digest>[0-9a-f]{16})` \((?P<mode>\w+) run\)")
@@ -40,6 +49,7 @@ FIRST_LINES = 8
 def measuring_files(root: Path = ROOT) -> list[Path]:
     """Return the measuring code's files under ``root``, sorted by their path relative to it."""
     found = {path for pattern in MEASURING for path in root.glob(pattern) if path.is_file()}
+    found -= {root / path for path in NOT_MEASURING}
     return sorted(found, key=lambda path: path.relative_to(root).as_posix())
 
 
@@ -93,7 +103,8 @@ def header_line(code_digest: str, mode: str) -> str:
     """Return the line QUALITY.md records the digest in (``mode``: ``full`` or ``smoke``)."""
     return (
         f"Measuring code digest: `{code_digest}` ({mode} run): the code of "
-        f"{', '.join(f'`{p}`' for p in MEASURING)} without docstrings and comments "
+        f"{', '.join(f'`{p}`' for p in MEASURING)} but {', '.join(f'`{p}`' for p in NOT_MEASURING)}, "
+        "without docstrings and comments "
         "(`benchmarks/quality/fresh.py`)."
     )
 
