@@ -71,6 +71,7 @@ def refusal(action: Callable[[], object]) -> str | None:
     return None
 
 
+@pytest.mark.workers  # a scenario naming a module:function that exists is checked by importing it in a child
 @settings(max_examples=300, deadline=None)
 @given(scenario_files())
 def test_any_scenario_is_accepted_or_refused_in_one_line(text: str) -> None:

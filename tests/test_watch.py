@@ -311,17 +311,18 @@ def test_folding_keeps_memory_bounded_and_loses_no_tick() -> None:
         attachment = attach.Attachment(loop, totals, attach.Options(fold_s=0.05))
         began = time.perf_counter()
         attachment.start()
+        armed = time.perf_counter()  # the probe is armed inside start(), after the watchdog's thread began
         await asyncio.sleep(0.5)
         assert attachment.recorder is not None
         held = len(attachment.recorder.samples)  # ticks not folded yet: one fold period's, about 50
         before_stop = time.perf_counter()
         attachment.stop()
-        return totals.figures(), held, (before_stop - began) * 1000, (time.perf_counter() - began) * 1000
+        return totals.figures(), held, (before_stop - armed) * 1000, (time.perf_counter() - began) * 1000
 
     figures, held, least_ms, most_ms = asyncio.run(run())
     assert held <= 250  # unfolded, all 500 would be held; a late fold (a busy machine) holds more than 50
-    # One tick per millisecond from a millisecond after the start, folded or not, every one
-    # counted: as many as whole milliseconds between start and stop, whatever the machine did.
+    # One tick per millisecond from a millisecond after the probe is armed, folded or not, every one
+    # counted: as many as whole milliseconds between arming and stop, whatever the machine did.
     assert least_ms - 2 <= figures.ticks <= most_ms
 
 
