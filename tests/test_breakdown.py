@@ -48,8 +48,9 @@ def test_to_thread_queues_beyond_the_default_executor_and_executor_per_call_does
     assert 15 < shared.run.p50 < 40, shared
     own = parts(measure("executor-per-call", concurrency=concurrency, params=SLEEP))
     # No pool to wait for: only a thread's start (and, at p99, the noise of a busy machine),
-    # well under the half a sleep that even the shortest queue in to-thread costs.
-    assert own.queue_wait.p50 < 2, own
+    # well under the half a sleep that even the shortest queue in to-thread costs. A start waits
+    # for a CPU: p50 2.2 ms with another program and another test busy (2026-12-02).
+    assert own.queue_wait.p50 < SLEEP_MS / 4, own
     assert own.queue_wait.p99 < SLEEP_MS / 2, own
     assert 15 < own.run.p50 < 40, own
 
