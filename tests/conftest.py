@@ -268,7 +268,7 @@ def quick_run(stock: dict[tuple[str, str], StrategySemantics]) -> Path:
     that need a real run of everything share this one instead of measuring their own (across
     xdist's workers too), measured with no other test beside it (:data:`ALONE_FIXTURES`).
     """
-    folder = _shared("quick")
+    folder = _shared(ALONE_FIXTURES["quick_run"])
     path = folder / "quick.json"
     with _made_once(folder) as to_make:
         if to_make:

@@ -289,16 +289,8 @@ def test_the_watchdogs_own_start_is_not_the_programs_stall(monkeypatch: pytest.M
         time.sleep(0.05)  # as a host that keeps the new thread off every CPU would
         start(thread)
 
-    async def measured() -> LoopFigures:
-        totals = Totals(loop="asyncio", thread="MainThread", evidence_ms=10.0)
-        attachment = attach.Attachment(asyncio.get_running_loop(), totals, attach.Options())
-        attachment.start()
-        await asyncio.sleep(0.1)
-        attachment.stop()
-        return totals.figures()
-
     monkeypatch.setattr(threading.Thread, "start", slow_start)
-    figures = asyncio.run(measured())
+    figures, _, _ = asyncio.run(_blocked_loop(0.0, 0.1))  # an attachment over a loop blocked by nothing
     assert figures.lag_ms is not None
     # An idle loop answers within a few ms here (see the module's doc); counted, the start would be 49.
     assert figures.lag_ms.max < STALL_FLOOR_MS, figures
