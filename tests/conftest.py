@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from offbench.model.semantics import StrategySemantics
-from tests.run_cli import SMALL_RUN, STOCK_STRATEGIES, offbench
+from tests.run_cli import SMALL_RUN, STOCK_STRATEGIES, MadeOnce, offbench
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -110,11 +110,13 @@ _BYTECODE = pytest.StashKey[tuple[str, str]]()
 _ROOT_ENV = "OFFBENCH_TESTS_TMP_ROOT"
 _LOCK_ENV = "OFFBENCH_TESTS_CPU_LOCK"
 
-ALONE_FIXTURES = {"quick_run": "quick"}
-"""Session runs whose figures tests read, and their shared folders: a test asking for one that
-is not made yet runs with no other test beside it, since it will measure it. (The quick run's
-verdicts are read: a process pool must outrun the loop on pure-Python work, which takes both
-CPUs. The small runs are sleeps, whose throughput another test beside them does not move.)"""
+ALONE_FIXTURES = {"stock": "stock", "quick_run": "quick"}
+"""Session measurements whose figures tests read, and their shared folders: a test asking for
+one that is not made yet runs with no other test beside it, since it will measure it; once
+made, reading it needs no CPU and the test runs beside another. (The stock check's parallelism
+experiments need both CPUs; the quick run's verdicts are read: a process pool must outrun the
+loop on pure-Python work. The small runs are sleeps, whose throughput another test beside them
+does not move.)"""
 
 
 class _CpuLock:
@@ -248,6 +250,25 @@ def _made_once(folder: Path) -> Iterator[bool]:
 
 
 @pytest.fixture(scope="session")
+def made_once() -> MadeOnce:
+    """``with made_once(name) as (folder, to_make)``: make something once for the whole test run.
+
+    A module or session fixture is made once per xdist worker, and the suite spreads one
+    file's tests over both workers (``--dist worksteal``): what is costly to make is made in
+    a folder both share instead. The first worker to ask makes it (``to_make`` is true)
+    while the other waits on the folder's lock; then both read its files.
+    """
+
+    @contextlib.contextmanager
+    def made(name: str) -> Iterator[tuple[Path, bool]]:
+        folder = _shared(name)
+        with _made_once(folder) as to_make:
+            yield folder, to_make
+
+    return made
+
+
+@pytest.fixture(scope="session")
 def stock() -> dict[tuple[str, str], StrategySemantics]:
     """Every built-in strategy checked on both loops, once for the session: ``(strategy, loop)`` → findings.
 
@@ -256,7 +277,8 @@ def stock() -> dict[tuple[str, str], StrategySemantics]:
     """
     from offbench.semantics.check import check
 
-    found = check(list(STOCK_STRATEGIES), ["asyncio", "uvloop"], cached=True)
+    with _made_once(_shared(ALONE_FIXTURES["stock"])):  # the other worker reads the cache it writes
+        found = check(list(STOCK_STRATEGIES), ["asyncio", "uvloop"], cached=True)
     return {(s.strategy, s.loop): s for s in found}
 
 

@@ -8,12 +8,17 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from unittest import mock
 
 from offbench import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+
+MadeOnce = Callable[[str], AbstractContextManager[tuple[Path, bool]]]
+"""The ``made_once`` fixture's type (conftest.py): ``with made_once(name) as (folder, to_make)``."""
 
 STOCK_STRATEGIES = ("direct", "executor-per-call", "default-executor", "to-thread", "process-pool")
 """The built-in strategies the session's ``stock`` fixture checks on both loops (conftest.py)."""

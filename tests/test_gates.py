@@ -17,7 +17,7 @@ from offbench.model.settings import WorkloadSpec
 from offbench.plan import scenario, settings
 from offbench.render import markdown
 from tests.builders import measured as cell
-from tests.run_cli import offbench
+from tests.run_cli import MadeOnce, offbench
 
 REAL = ["-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c", "1", "--quick",
         "--no-semantics", "--no-chart"]
@@ -186,13 +186,16 @@ def test_a_malformed_gate_is_exit_2_in_one_line_before_anything_runs(tmp_path: P
 
 
 @pytest.fixture(scope="module")
-def gated_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+def gated_run(made_once: MadeOnce) -> tuple[str, Path]:
     """One real run whose direct cell breaks a lag gate; its terminal output and results file."""
-    path = tmp_path_factory.mktemp("gates") / "run.json"
-    done = offbench("run", *REAL, "--fail-if", "loop_lag_ms.p99 > 5 where strategy=direct",
-                    "--fail-if", "loop_lag_ms.p99 > 1000", "-o", str(path))
-    assert done.returncode == 1, done.stderr[-2000:]
-    return done.stdout, path
+    with made_once("gates") as (folder, to_make):
+        path = folder / "run.json"
+        if to_make:
+            done = offbench("run", *REAL, "--fail-if", "loop_lag_ms.p99 > 5 where strategy=direct",
+                            "--fail-if", "loop_lag_ms.p99 > 1000", "-o", str(path))
+            assert done.returncode == 1, done.stderr[-2000:]
+            path.with_suffix(".txt").write_text(done.stdout)
+    return path.with_suffix(".txt").read_text(), path
 
 
 @pytest.mark.workers

@@ -16,7 +16,7 @@ import pytest
 from offbench.errors import UsageError
 from offbench.model.settings import Interpreter
 from offbench.plan import interpreters
-from tests.run_cli import offbench
+from tests.run_cli import MadeOnce, offbench
 
 NEW_PYTHON = next(f"python3.{minor}" for minor in (12, 13) if sys.version_info[:2] != (3, minor))
 """Another interpreter than the one running the tests, new enough for ``asyncio-eager`` (3.12+)."""
@@ -40,23 +40,31 @@ def _available(name: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A venv cache of the test session's own, set as ``OFFBENCH_CACHE`` for every test that asks."""
-    folder = tmp_path_factory.mktemp("offbench-cache")
+def cache(made_once: MadeOnce) -> Iterator[Path]:
+    """A venv cache of the test run's own (both xdist workers'), as ``OFFBENCH_CACHE`` where asked."""
+    with made_once("venvs") as (folder, _):
+        pass
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OFFBENCH_CACHE", str(folder))
         yield folder
 
 
 @pytest.fixture(scope="session")
-def first_install(cache: Path) -> tuple[Interpreter, float, list[str]]:
-    """Prepare the venv of :data:`NEW_PYTHON` once per session: what it gave, how long, who was told."""
+def first_install(cache: Path, made_once: MadeOnce) -> tuple[Interpreter, list[str]]:
+    """Prepare the venv of :data:`NEW_PYTHON` once per test run: what it gave, and who was told it was made.
+
+    The worker that installs it records who was told; the other prepares it again (reusing it)
+    and reads the record.
+    """
     if not _available(NEW_PYTHON):
         pytest.skip(f"{NEW_PYTHON} is not installed")
-    told: list[str] = []
-    began = time.monotonic()
-    prepared = interpreters.prepare(interpreters.resolve(NEW_PYTHON), lambda p: told.append(p.given))
-    return prepared, time.monotonic() - began, told
+    with made_once("first-install") as (folder, to_make):
+        told: list[str] = []
+        prepared = interpreters.prepare(interpreters.resolve(NEW_PYTHON), lambda p: told.append(p.given))
+        record = folder / "told.json"
+        if to_make:
+            record.write_text(json.dumps(told))
+    return prepared, json.loads(record.read_text())
 
 
 @pytest.mark.workers
@@ -106,9 +114,9 @@ def test_titles_say_when_the_gil_is_off() -> None:
 
 @pytest.mark.workers
 def test_the_venv_is_installed_once_then_reused(
-    cache: Path, first_install: tuple[Interpreter, float, list[str]]
+    cache: Path, first_install: tuple[Interpreter, list[str]]
 ) -> None:
-    prepared, _, told = first_install
+    prepared, told = first_install
     assert told == [NEW_PYTHON], "the first preparation installs, and says so"
     assert Path(prepared.executable).is_relative_to(cache / "venvs")
     assert prepared.version.startswith(NEW_PYTHON.removeprefix("python") + ".")
@@ -127,7 +135,7 @@ def test_the_venv_is_installed_once_then_reused(
 
 @pytest.mark.workers
 def test_a_run_under_two_interpreters_shows_both(
-    tmp_path: Path, first_install: tuple[Interpreter, float, list[str]]
+    tmp_path: Path, first_install: tuple[Interpreter, list[str]]
 ) -> None:
     out = tmp_path / "out.json"
     done = offbench(
@@ -158,7 +166,7 @@ def test_a_run_under_two_interpreters_shows_both(
 
 @pytest.mark.workers
 def test_a_loop_that_needs_a_newer_python_runs_under_one(
-    tmp_path: Path, first_install: tuple[Interpreter, float, list[str]]
+    tmp_path: Path, first_install: tuple[Interpreter, list[str]]
 ) -> None:
     out = tmp_path / "out.json"
     done = offbench(

@@ -18,7 +18,7 @@ from offbench.model import results, schema
 from offbench.render import markdown, view
 from offbench.render import pyperf as pyperf_export
 from tests.builders import cell, run_of
-from tests.run_cli import offbench
+from tests.run_cli import MadeOnce, offbench
 
 ROOT = Path(__file__).resolve().parent.parent
 # c=8: direct's lag (about 70 ms) is far over a 30 ms budget and to-thread is 6 times faster
@@ -29,13 +29,15 @@ SMALL = ["-w", "sleep", "-s", "direct", "-s", "to-thread", "-l", "asyncio", "-c"
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def small_run(made_once: MadeOnce) -> tuple[Path, str]:
     """One small real run with every output asked for; returns its folder and terminal output."""
-    folder = tmp_path_factory.mktemp("outputs")
-    done = offbench("run", *SMALL, "-o", str(folder / "run.json"), "--markdown",
-                    str(folder / "run.md"), "--pyperf", str(folder / "run.pyperf.json"))
-    assert done.returncode == 0, done.stderr
-    return folder, done.stdout
+    with made_once("outputs") as (folder, to_make):
+        if to_make:
+            done = offbench("run", *SMALL, "-o", str(folder / "run.json"), "--markdown",
+                            str(folder / "run.md"), "--pyperf", str(folder / "run.pyperf.json"))
+            assert done.returncode == 0, done.stderr
+            (folder / "run.txt").write_text(done.stdout)
+    return folder, (folder / "run.txt").read_text()
 
 
 @pytest.mark.workers

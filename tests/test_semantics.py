@@ -33,7 +33,6 @@ def answers(stock: dict[tuple[str, str], StrategySemantics], experiment: str) ->
     return found
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_context_is_copied_by_to_thread_not_by_run_in_executor(stock: dict) -> None:
     seen = answers(stock, "context")
     assert seen["to-thread"] == {True}
@@ -43,7 +42,6 @@ def test_context_is_copied_by_to_thread_not_by_run_in_executor(stock: dict) -> N
     assert seen["process-pool"] == {False}
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_loop_thread_locals_are_visible_only_on_the_loop_thread(stock: dict) -> None:
     seen = answers(stock, "thread_locals")
     assert seen.pop("direct") == {True}
@@ -55,7 +53,6 @@ def test_loop_thread_locals_are_visible_only_on_the_loop_thread(stock: dict) -> 
     }
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_only_the_per_call_pool_creates_a_worker_per_call(stock: dict) -> None:
     seen = answers(stock, "reuse")
     assert seen.pop("executor-per-call") == {False}
@@ -67,7 +64,6 @@ def test_only_the_per_call_pool_creates_a_worker_per_call(stock: dict) -> None:
     assert per_call.why
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_processes_copy_arguments_threads_share_them(stock: dict) -> None:
     seen = answers(stock, "arguments")
     assert seen.pop("process-pool") == {False}
@@ -77,7 +73,6 @@ def test_processes_copy_arguments_threads_share_them(stock: dict) -> None:
     assert "pickled" in finding.value
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_threads_do_not_parallelise_pure_python_processes_do(stock: dict) -> None:
     # "Unknown" (None) is the honest answer when another program had the second CPU during every
     # timing (the experiment then cannot tell the strategy from the load); a wrong yes or no never is.
@@ -93,7 +88,6 @@ def test_threads_do_not_parallelise_pure_python_processes_do(stock: dict) -> Non
     assert released["direct"] <= {False, None}
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_a_running_default_executor_call_delays_asyncio_run(stock: dict) -> None:
     seen = answers(stock, "shutdown")
     assert seen["to-thread"] == seen["default-executor"] == {False}
@@ -104,7 +98,6 @@ def test_a_running_default_executor_call_delays_asyncio_run(stock: dict) -> None
     assert delayed.measured > 100  # most of the 200 ms call was still to run
 
 
-@pytest.mark.alone  # the parallelism experiments need both CPUs
 def test_no_stock_strategy_stops_a_timed_out_call_or_loses_an_exception(stock: dict) -> None:
     assert all(v == {False} for v in answers(stock, "cancel").values())
     assert all(v == {True} for v in answers(stock, "exceptions").values())
