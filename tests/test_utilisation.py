@@ -141,16 +141,17 @@ async def _stalled_echo(start: int, end: int) -> None:
 
 
 def test_asyncio_times_protocol_callbacks_and_uvloop_does_not() -> None:
+    # Three 20 ms stalls in data_received. Other late ticks are the host descheduling this
+    # process (one of 15.1 ms, no callback running, with another program keeping a core busy:
+    # 2026-12-02), so the stalls are counted by what explains them, not by how late they were.
     timed, recorder = _run("asyncio", _window(_stalled_echo, 0.3))
-    # The three 20 ms stalls; any other check (under 15 ms) is the host descheduling this process.
-    checks = [c for c in timed.checks(recorder) if c.lag_ns >= 15 * MS]
-    assert len(checks) == 3, timed.checks(recorder)
-    assert all(c.agrees and c.longest_ns >= 20 * MS for c in checks), checks
+    explained = [c for c in timed.checks(recorder) if c.agrees and c.longest_ns >= 20 * MS]
+    assert len(explained) >= 3, timed.checks(recorder)
+    # uvloop calls data_received from Cython: each 20 ms stall is seen by the probe only, a gap
+    # no timed callback explains.
     blind, recorder = _run("uvloop", _window(_stalled_echo, 0.3))
-    checks = [c for c in blind.checks(recorder) if c.lag_ns >= 15 * MS]
-    # uvloop calls data_received from Cython: the 20 ms stall is seen by the probe only.
-    assert len(checks) == 3, blind.checks(recorder)
-    assert all(c.gap_ns >= 15 * MS and not c.agrees for c in checks), checks
+    unexplained = [c for c in blind.checks(recorder) if c.gap_ns >= 15 * MS and not c.agrees]
+    assert len(unexplained) >= 3, blind.checks(recorder)
 
 
 def test_installing_replaces_handle_run_and_uninstalling_restores_it() -> None:
