@@ -107,9 +107,12 @@ def test_a_loop_waiting_on_threads_is_mostly_idle_and_sees_their_completions(loo
     in_window = sum(meter.start_ns < done < meter.end_ns for done in completed)
     assert in_window > 100
     assert raw.callbacks >= 2 * recorder.raw_count + 2 * in_window
-    # Nothing blocks the loop: a late wake-up is the host descheduling the loop's thread (5.1 ms seen
-    # with another test beside this one), never a callback that ran long.
-    assert all(c.longest_ns < CHECK_MS * MS for c in meter.checks(recorder)), meter.checks(recorder)
+    # Nothing blocks the loop. The sleeps on it would make every late wake-up a callback of 10 ms
+    # (about 40 in the window); a host that deschedules the loop's thread makes one now and then,
+    # inside a callback or not (a 5.3 ms callback, the loop's thread descheduled in it, with another
+    # program keeping a core busy: 2026-12-02).
+    long = [c for c in meter.checks(recorder) if c.longest_ns >= CHECK_MS * MS]
+    assert len(long) <= 3, meter.checks(recorder)
     assert raw.check_ms == CHECK_MS
 
 
