@@ -241,6 +241,9 @@ def test_real_runs_same_code_passes_tripled_sleep_fails(
     pairs = json.loads(worse.stdout)["pairs"]
     assert len(pairs) == 5  # 2 strategies × 2 concurrencies, and to-thread sized to 8 at c=8
     offloaded = [p for p in pairs if p["key"]["strategy"] != "direct"]
+    seen = [(p["key"]["strategy"], p["key"]["max_workers"], p["key"]["concurrency"],
+             {k: p["throughput"][k] for k in ("base", "new", "percent", "low", "high", "direction", "note")})
+            for p in offloaded]
     # An offloaded 30 ms sleep cuts throughput to a third at any concurrency below the pool's size.
-    assert all(p["throughput"]["direction"] == "slower" for p in offloaded), offloaded
+    assert all(p["throughput"]["direction"] == "slower" for p in offloaded), seen
     assert all(-75 < p["throughput"]["percent"] < -55 for p in offloaded)
