@@ -269,7 +269,7 @@ def made_once() -> MadeOnce:
 
 
 @pytest.fixture(scope="session")
-def stock() -> dict[tuple[str, str], StrategySemantics]:
+def stock(made_once: MadeOnce) -> dict[tuple[str, str], StrategySemantics]:
     """Every built-in strategy checked on both loops, once for the session: ``(strategy, loop)`` → findings.
 
     About 10 s, kept in the session's semantics cache: :func:`quick_run` asks for it first, so
@@ -277,22 +277,21 @@ def stock() -> dict[tuple[str, str], StrategySemantics]:
     """
     from offbench.semantics.check import check
 
-    with _made_once(_shared(ALONE_FIXTURES["stock"])):  # the other worker reads the cache it writes
+    with made_once(ALONE_FIXTURES["stock"]):  # the other worker reads the cache it writes
         found = check(list(STOCK_STRATEGIES), ["asyncio", "uvloop"], cached=True)
     return {(s.strategy, s.loop): s for s in found}
 
 
 @pytest.fixture(scope="session")
-def quick_run(stock: dict[tuple[str, str], StrategySemantics]) -> Path:
+def quick_run(stock: dict[tuple[str, str], StrategySemantics], made_once: MadeOnce) -> Path:
     """Run the whole default matrix with ``--quick`` once per test session; return its results file.
 
     Its terminal output is saved beside it (``.txt``) and its exit code must be 0. The tests
     that need a real run of everything share this one instead of measuring their own (across
     xdist's workers too), measured with no other test beside it (:data:`ALONE_FIXTURES`).
     """
-    folder = _shared(ALONE_FIXTURES["quick_run"])
-    path = folder / "quick.json"
-    with _made_once(folder) as to_make:
+    with made_once(ALONE_FIXTURES["quick_run"]) as (folder, to_make):
+        path = folder / "quick.json"
         if to_make:
             done = offbench("run", "--quick", "-o", str(path))
             assert done.returncode == 0, done.stderr[-2000:]
@@ -302,11 +301,10 @@ def quick_run(stock: dict[tuple[str, str], StrategySemantics]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_runs() -> tuple[Path, Path]:
+def small_runs(made_once: MadeOnce) -> tuple[Path, Path]:
     """Run :data:`SMALL_RUN` twice, one after the other: two runs of identical code to compare."""
-    folder = _shared("small")
-    paths = (folder / "first.json", folder / "second.json")
-    with _made_once(folder) as to_make:
+    with made_once("small") as (folder, to_make):
+        paths = (folder / "first.json", folder / "second.json")
         if to_make:
             for path in paths:
                 done = offbench(*SMALL_RUN, "-o", str(path))
