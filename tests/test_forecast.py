@@ -82,6 +82,33 @@ def test_a_cell_without_a_spread_of_its_own_takes_the_typical_one_or_the_prior()
                                                  effort.max_units)
 
 
+def test_a_cell_without_a_spread_takes_the_mean_count_of_the_runs_spreads() -> None:
+    steady = state_with([100.0, 100.0, 100.0], [0.3], ticks=1000)  # agrees exactly: stops at least
+    noisy = state_with([50.0, 150.0, 100.0], [0.3], ticks=1000)  # 50 %: runs to the cap
+    fresh = state_with([100.0], [0.3], ticks=1000)
+    effort = DEFAULT.effort
+    expected = forecast.outlook([steady, noisy, fresh], DEFAULT).units
+    # steady adds none, noisy its cap less its 3, fresh the mean of the two counts less its 1.
+    mean = (effort.min_units + effort.max_units) / 2
+    assert expected == (effort.max_units - 3) + round(mean - 1)
+
+
+def test_a_cell_not_yet_measured_costs_what_the_runs_first_units_took() -> None:
+    measured = [state_with([100.0], [0.3], ticks=1000) for _ in range(3)]
+    for found, wall in zip(measured, (0.05, 0.09, 0.4), strict=True):
+        found.walls[:] = [wall]
+    waiting = state_with([], [0.3], ticks=1000)
+    assert forecast.unit_seconds(waiting, QUICK, first_wall=0.09) == 0.09
+    units = forecast.likely_units(waiting, QUICK)
+    alone = forecast.outlook([waiting], QUICK)
+    # Without a measured cell, the estimate is the window, warm-up and a unit's overhead.
+    assert alone.seconds == pytest.approx(units * forecast.unit_seconds(waiting, QUICK))
+    together = forecast.outlook([*measured, waiting], QUICK)
+    waiting_part = together.seconds - sum(
+        (forecast.likely_units(m, QUICK) - 1) * m.walls[0] for m in measured)
+    assert waiting_part == pytest.approx(units * 0.09)
+
+
 def test_the_time_left_adds_the_runners_own_share_between_units() -> None:
     cells = [state_with([100.0], [0.3], ticks=1000) for _ in range(3)]
     bare = forecast.outlook(cells, DEFAULT).seconds

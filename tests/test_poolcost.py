@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import pickle
 import threading
-import time
 
 import cloudpickle
 import msgspec
@@ -17,7 +16,6 @@ import pytest
 from offbench.measure import calls
 from offbench.model.results import PoolCost
 from offbench.processes import run_child
-from offbench.processes.procfs import native_thread_count
 from offbench.run import poolcost
 from offbench.run.poolcost import CostSpec
 
@@ -123,6 +121,19 @@ def test_fork_is_refused_while_a_thread_runs(monkeypatch: pytest.MonkeyPatch) ->
     assert "could deadlock" in (rows[0].error or "")
 
 
+def test_fork_waits_for_the_kernel_to_drop_joined_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python has joined its threads; the kernel lists one for two more looks, then drops it.
+    counts = iter([2, 2, 1])
+    monkeypatch.setattr(poolcost, "native_thread_count", lambda: next(counts, 1))
+    assert poolcost.fork_refusal() is None
+
+
+def test_fork_is_refused_while_a_native_thread_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(poolcost, "native_thread_count", lambda: 3)  # a C library's pool
+    monkeypatch.setattr(poolcost, "JOINED_THREADS_GONE_S", 0.02)
+    assert "runs 3 threads" in (poolcost.fork_refusal() or "")
+
+
 def interrupted_child(payload: bytes, report_fd: int) -> None:
     """Child: fail one fork row with an error, interrupt another; report the processes left each time."""
     spec = CostSpec(pools=["process-pool"], workers=2, calls=1, payload_bytes=0)
@@ -134,12 +145,6 @@ def interrupted_child(payload: bytes, report_fd: int) -> None:
             raise raised
 
         poolcost._call_cost = boom  # type: ignore[assignment]
-        # The kernel still counts the last row's joined pool threads for a moment after join()
-        # (on a busy host long enough for the next fork row to be refused: "this process runs 2
-        # threads", clean CI run, 2026-12-02). What this test asks is what a row leaves behind.
-        deadline = time.monotonic() + 5
-        while native_thread_count() not in (1, None) and time.monotonic() < deadline:
-            time.sleep(0.01)
         try:
             report[name] = [r.error for r in poolcost.measure(spec)]
         except KeyboardInterrupt:

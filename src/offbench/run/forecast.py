@@ -3,11 +3,11 @@
 The progress bar's ETA and ``--time-budget`` read it. A cell's likely units follow the
 rules that stop it (:func:`offbench.judge.precision.settled`), projected from its units so
 far: enough for its throughput's 95 % t-interval to reach the effort's precision at the
-spread seen (the other cells' typical spread until it has two units, a prior one until
-any cell has), and enough pooled probe ticks for its lag p99 unless that is already
-clear of the lag budget. A unit costs
-what the cell's last units took; the runner's own work between units is added in the
-proportion the rounds so far showed.
+spread seen (until it has two units, the mean of what the other cells' spreads would give
+it; a prior spread until any cell has two), and enough pooled probe ticks for its lag p99
+unless that is already clear of the lag budget. A unit costs what the cell's last units
+took (before its first, what the run's measured cells' first units took); the runner's
+own work between units is added in the proportion the rounds so far showed.
 """
 
 from __future__ import annotations
@@ -47,18 +47,35 @@ def outlook(states: Sequence[CellState], settings: RunSettings, rounds_s: float 
     the share the runner's work between units took of it.
     """
     values = normalised_values(states)
-    typical = typical_cv(values)
+    spreads = [spread for spread in map(cv, values) if spread is not None]
+    first = [s.walls[0] for s in states if s.walls]
+    first_wall = statistics.median(first) if first else None
     units = 0
     seconds = 0.0
     for state, found in zip(states, values, strict=True):
         if state.active:
-            more = max(0, likely_units(state, settings, typical, found) - len(state.units))
-            units += more
-            seconds += more * unit_seconds(state, settings)
+            more = max(0, expected_units(state, settings, spreads, found) - len(state.units))
+            units += round(more)
+            seconds += more * unit_seconds(state, settings, first_wall)
     walls = sum(sum(s.walls) for s in states)
     if rounds_s is not None and walls > 0:
         seconds *= max(1.0, rounds_s / walls)
     return Outlook(units, seconds)
+
+
+def expected_units(state: CellState, settings: RunSettings, spreads: Sequence[float],
+                   values: Sequence[float]) -> float:
+    """Return how many units ``state`` will get on average, from its units and the run's other cells.
+
+    A cell with a spread of its own is projected from it (:func:`likely_units`). One without
+    gets the mean of what each spread seen in the run (``spreads``) would give it: the
+    cells of a run differ (a sleep's units agree to 1 %, pure Python's scatter by 9 %), and
+    the median spread's count overstated the units of a run of mixed cells by a fifth
+    (QUALITY.md 8c). Before any cell has two units, :data:`PRIOR_CV` stands in.
+    """
+    if cv(values) is not None or not spreads:
+        return likely_units(state, settings, None, values)
+    return statistics.fmean(likely_units(state, settings, spread, values) for spread in spreads)
 
 
 def likely_units(state: CellState, settings: RunSettings, typical: float | None = None,
@@ -67,7 +84,7 @@ def likely_units(state: CellState, settings: RunSettings, typical: float | None 
 
     ``values`` are its units' throughputs as the stop rule reads them (normalised to the
     host), its raw ones if not given. A cell with fewer than two has no spread of its own
-    yet: the other cells' typical one (``typical``, from :func:`typical_cv`) stands in, or
+    yet: ``typical`` (one of the other cells' spreads, :func:`expected_units`) stands in, or
     :data:`PRIOR_CV` before any cell has two.
     """
     effort = settings.effort
@@ -99,16 +116,18 @@ def units_for_precision(cv: float, precision_pct: float, least: int, most: int) 
     return most
 
 
-def typical_cv(values: Sequence[Sequence[float]]) -> float | None:
-    """Return the median coefficient of variation of the cells with two units or more, if any."""
-    known = [spread for spread in map(cv, values) if spread is not None]
-    return statistics.median(known) if known else None
+def unit_seconds(state: CellState, settings: RunSettings, first_wall: float | None = None) -> float:
+    """Return what ``state``'s next unit will likely take: its last units' median, else an estimate.
 
-
-def unit_seconds(state: CellState, settings: RunSettings) -> float:
-    """Return what ``state``'s next unit will likely take: its last units' median, else an estimate."""
+    A cell not yet measured costs what the run's measured cells' first units took
+    (``first_wall``, their median), when any has: a unit's start-up, warm-up and report
+    vary with the machine far more than the window, and the constant estimate below was
+    two thirds over on this project's machine (QUALITY.md 8c).
+    """
     if state.walls:
         return statistics.median(state.walls[-3:])
+    if first_wall is not None:
+        return first_wall
     window = state.spec.duration_s if state.spec.duration_s is not None else settings.effort.min_window_s
     return window + (state.spec.warmup_s or 0.05) + UNIT_OVERHEAD_S
 

@@ -76,6 +76,8 @@ CALL_TIMEOUT_S = 60.0
 """How long one timed call may take before the row fails."""
 TRACKER_SETTLE_S = 0.15
 """Time given multiprocessing's resource tracker to boot before the first non-fork row."""
+JOINED_THREADS_GONE_S = 2.0
+"""How long a fork row waits for the kernel to drop threads Python has joined (:func:`fork_refusal`)."""
 LOKY_IDLE_TIMEOUT_S = 300
 """loky ends workers idle this long; its default (10 s) is far beyond a row, this is for safety."""
 POOLS = ("process-pool", "loky")
@@ -209,8 +211,20 @@ def _process_pool(method: str, workers: int | None) -> ProcessPoolExecutor:
 
 
 def fork_refusal() -> str | None:
-    """Return why forking here is unsafe (threads are running), or ``None`` when it is safe."""
+    """Return why forking here is unsafe (threads are running), or ``None`` when it is safe.
+
+    Python may be down to one thread while the kernel still lists a thread it joined: join()
+    returns when the thread's state is released, a moment before the OS thread exits. On a
+    busy host that moment lasted long enough to refuse a fork row after a pool's shutdown
+    ("runs 2 threads", CI on a clean clone, 2026-12-02), so the kernel gets
+    :data:`JOINED_THREADS_GONE_S` to drop them. A native thread that stays (a BLAS pool) is
+    still refused.
+    """
     python_threads, native = threading.active_count(), native_thread_count()
+    deadline = time.monotonic() + JOINED_THREADS_GONE_S
+    while python_threads == 1 and native not in (1, None) and time.monotonic() < deadline:
+        time.sleep(0.005)
+        native = native_thread_count()
     if python_threads == 1 and native in (1, None):
         return None
     return (f"not measured: this process runs {max(python_threads, native or 0)} threads, "
