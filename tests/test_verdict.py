@@ -465,6 +465,24 @@ def test_a_difference_within_the_rounds_noise_is_a_tie_and_beyond_it_a_win() -> 
     assert judged(win, "to-thread").judgement == "slower"
 
 
+def test_two_strategies_on_one_pool_are_not_split_by_noise() -> None:
+    # to-thread ties with direct on noisy rounds; default-executor, on the same pool, is 14 %
+    # slower than direct on steady ones (beyond noise) but not beyond noise of to-thread: it is
+    # tied through its twin. A process pool with the same figures has no twin and stays out.
+    rounds = [100.0, 112.0, 90.0, 108.0, 95.0]
+    noisy = [0.80, 1.05, 0.78, 1.02, 0.90]
+    verdict = only(decide([
+        measured("direct", 1, rounds),
+        measured("to-thread", 1, [r * f for r, f in zip(rounds, noisy, strict=True)], pool=6),
+        measured("default-executor", 1, [r * 0.86 for r in rounds], pool=6),
+        measured("process-pool", 1, [r * 0.86 for r in rounds]),
+    ], 10, SEMANTICS))
+    assert "to-thread" in verdict.tied
+    assert "default-executor" in verdict.tied
+    assert "process-pool" not in verdict.tied
+    assert judged(verdict, "process-pool").judgement == "slower"
+
+
 def test_a_difference_too_small_to_matter_is_a_tie_even_beyond_noise() -> None:
     rounds = [100.0, 112.0, 90.0, 108.0, 95.0]
     verdict = only(decide([

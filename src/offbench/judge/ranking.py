@@ -4,11 +4,13 @@ In each *group* (one loop, one concurrency) a candidate qualifies when every one
 cells measured and its lag p99 here is within the budget, or near it (its interval
 straddles the budget) and not higher beyond noise than a candidate within it, or near it
 where nothing is clearly within (:mod:`offbench.judge.evidence` settles the zones). The
-fastest qualified candidate is the best; the *tied set* is every qualified one not slower than it beyond
-noise, ordered by :data:`TIERS`: what a strategy does to the program (``offbench
-check``'s findings, else its registered facts), then the library's default size before
-a set one, then the registry's order. A strategy that creates a worker per call is never
-the best beside one that reuses its workers: faster beyond noise, it is *passed over*.
+fastest qualified candidate is the best; the *tied set* is every qualified one not
+slower than it beyond noise, or than a tied twin on the same shared pool
+(:meth:`Ranking.twin_tied`), ordered by :data:`TIERS`: what a strategy does to the
+program (``offbench check``'s findings, else its registered facts), then the library's
+default size before a set one, then the registry's order. A strategy that creates a
+worker per call is never the best beside one that reuses its workers: faster beyond
+noise, it is *passed over*.
 
 Across groups, the *plan* is the candidate acceptable (in the tied set, itself or
 through the default-size pool it is the same as there) at every concurrency, else one
@@ -198,6 +200,7 @@ class Ranking:
         eligible = [k for k in qualified if not self.per_call(k, loop)] or qualified
         best = max(eligible, key=lambda k: cells[k].rate)
         tied = [k for k in eligible if not ratio(cells[k], cells[best]).worse]
+        tied += [k for k in eligible if k not in tied and self.twin_tied(k, tied, cells)]
         passed_over: list[Key] = []
         for k in (k for k in qualified if k not in eligible):
             found = ratio(cells[k], cells[best])
@@ -207,6 +210,27 @@ class Ranking:
                 tied.append(k)
         tied.sort(key=lambda k: self.preference(k, [loop]))
         return Contest(loop, concurrency, cells, qualified, empty.near, best, tied, passed_over)
+
+    def twin_tied(self, key: Key, tied: list[Key], cells: dict[Key, Cell]) -> bool:
+        """Return whether ``key`` shares its pool with a member of ``tied`` and ties with it.
+
+        ``to-thread`` and ``default-executor`` run every call on the same executor (one
+        adds a context copy, about a microsecond): judged each against the best alone, one
+        fell just beyond noise and the other just inside in runs of identical code (a
+        numpy call at c=1: -14 % [-23, -4] and -7 % [-24, +13], quick runs, 2026-12-02), and
+        the tied set, hence the verdict, moved by noise. A twin that does not differ from
+        its tied twin beyond noise is tied with it; one that does (a call so short the
+        context copy shows) is judged on its own.
+        """
+        return any(self.same_pool(key, other) and not ratio(cells[key], cells[other]).worse
+                   for other in tied)
+
+    @staticmethod
+    def same_pool(a: Key, b: Key) -> bool:
+        """Return whether ``a`` and ``b`` are two strategies on one shared pool of one size."""
+        first, second = strategies.REGISTRY.get(a[0]), strategies.REGISTRY.get(b[0])
+        return (a != b and a[1] == b[1] and first is not None and second is not None
+                and first.shared_pool and second.shared_pool and first.pool_owner == second.pool_owner)
 
     def stand_in(self, key: Key, group: Contest) -> Key | None:
         """Return the default-size candidate that is the same pool as ``key`` in ``group``, if any.

@@ -47,6 +47,10 @@ class Strategy(ABC):
     """True when the strategy calls through one pool whose size ``max_workers`` sets."""
     pool_owner: ClassVar[str] = "the pool's"
     """Whose size caps concurrent calls when ``max_workers`` is not given (the verdict says it)."""
+    shared_pool: ClassVar[bool] = False
+    """True when the calls go through a pool other strategies reach too (the loop's default
+    executor): strategies on one shared pool, at one size, differ only in what they do
+    around a call, and the verdict does not split them on noise (:mod:`offbench.judge.ranking`)."""
     default: ClassVar[bool] = True
     """True when ``run`` and ``check`` measure it unless told which strategies to take."""
     same_clock: bool = True

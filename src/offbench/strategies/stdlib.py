@@ -50,6 +50,7 @@ class _ThroughDefaultExecutor(Strategy):
     runs_on = "thread"
     sized = True
     pool_owner = "the default executor's"
+    shared_pool = True
 
     async def start(self, fn: Call, prepare: Call) -> Params:
         """Size the default executor if asked to; record its size, above which calls queue."""
