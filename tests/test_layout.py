@@ -156,3 +156,17 @@ def test_what_pools_unpickle_loads_neither_msgspec_nor_the_results_model(module:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+LONG = 450
+"""Lines past which a module must be named, with why it is one thing, in docs/design.md."""
+
+
+def test_every_long_module_is_named_in_the_design_with_its_reason() -> None:
+    design = (SRC.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    named = design[design.index("**Long modules.**"):design.index("**Registries, not if-chains.**")]
+    long = [str(path.relative_to(PACKAGE)) for path in modules().values()
+            if len(path.read_text(encoding="utf-8").splitlines()) > LONG]
+    assert long, "no module is long: drop the list and this test"
+    unnamed = [m for m in long if f"`{m}`" not in named]
+    assert not unnamed, f"over {LONG} lines and not named in docs/design.md's Long modules: {unnamed}"
