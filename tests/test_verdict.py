@@ -483,6 +483,51 @@ def test_two_strategies_on_one_pool_are_not_split_by_noise() -> None:
     assert judged(verdict, "process-pool").judgement == "slower"
 
 
+def pool_at_eight(scaling: float) -> list[CellResult]:
+    """to-thread on its default pool of 6 at c=1 and c=8 (``scaling`` × c=1 there), and sized to 8
+    at c=8 about a fifth faster on rounds too scattered to tell them apart."""
+    rounds = [100.0, 104.0, 97.0, 102.0, 99.0]
+    at_eight = [r * scaling for r in rounds]
+    scattered = [1.5, 0.9, 1.4, 0.95, 1.2]
+    return [
+        measured("to-thread", 1, rounds, pool=6),
+        measured("to-thread", 8, at_eight, pool=6),
+        measured("to-thread", 8, [r * f for r, f in zip(at_eight, scattered, strict=True)],
+                 max_workers=8, pool=8),
+    ]
+
+
+def test_a_tie_at_a_full_default_pool_goes_to_the_pool_sized_to_the_concurrency() -> None:
+    # I/O-like: the default pool of 6 runs 5.9x c=1 at c=8: its size is the cap (a socket call, 2026-12-02).
+    verdict = only(decide(pool_at_eight(5.9), 10, SEMANTICS))
+    assert (chosen(verdict), verdict.winner and verdict.winner.max_workers) == ("to-thread", 8)
+    assert verdict.tied == ["to-thread (8)", "to-thread"]
+    assert "the default pool of 6 threads is full at c=8 (5.9× c=1)" in verdict.text
+    assert verdict.fix == "loop.set_default_executor(ThreadPoolExecutor(max_workers=8))"
+    reason = judged(verdict, "to-thread").reason
+    assert "to-thread (8) preferred: the default pool of 6 threads is full" in reason
+
+
+def test_a_tie_at_a_default_pool_the_cpu_caps_goes_to_the_default_size() -> None:
+    # CPU-like: 1.9x c=1 at c=8 on two cores (numpy, 2026-12-02): more threads would not help.
+    verdict = only(decide(pool_at_eight(1.9), 10, SEMANTICS))
+    assert (chosen(verdict), verdict.winner and verdict.winner.max_workers) == ("to-thread", None)
+    assert "the library's default size" in verdict.text
+    assert "full at" not in verdict.text
+
+
+def test_a_twin_tied_through_its_pool_says_so() -> None:
+    rounds = [100.0, 112.0, 90.0, 108.0, 95.0]
+    noisy = [0.80, 1.05, 0.78, 1.02, 0.90]
+    verdict = only(decide([
+        measured("direct", 1, rounds),
+        measured("to-thread", 1, [r * f for r, f in zip(rounds, noisy, strict=True)], pool=6),
+        measured("default-executor", 1, [r * 0.86 for r in rounds], pool=6),
+    ], 10, SEMANTICS))
+    reason = judged(verdict, "default-executor").reason
+    assert reason.startswith("tied through to-thread, on the same pool: −14% against direct"), reason
+
+
 def test_a_difference_too_small_to_matter_is_a_tie_even_beyond_noise() -> None:
     rounds = [100.0, 112.0, 90.0, 108.0, 95.0]
     verdict = only(decide([

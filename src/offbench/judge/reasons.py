@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from offbench.formatting import format_ms, format_rate
 from offbench.judge.evidence import (
     GIL_SPEEDUP,
+    MIN_EFFECT,
     NOISE,
     Cell,
     Key,
@@ -33,7 +34,18 @@ from offbench.judge.evidence import (
     ratio,
 )
 from offbench.judge.ranking import Contest, Part, Ranking
-from offbench.judge.wording import count, label, levels, ms, pool_words, range_words, runs_on, signed, unit
+from offbench.judge.wording import (
+    count,
+    full_words,
+    label,
+    levels,
+    ms,
+    pool_words,
+    range_words,
+    runs_on,
+    signed,
+    unit,
+)
 from offbench.model.results import Candidate, CellResult, Judgement, StallEvidence
 
 BLOCKED_SHARE = 0.5
@@ -308,13 +320,21 @@ def tie(ranking: Ranking, key: Key, winner: Key | None, mine: list[Contest]) -> 
         return passed_over(ranking, key, g, rival)
     versus = (f" ({format_rate(g.cells[key].rate)} vs {format_rate(g.cells[rival].rate)} ops/s"
               f" at c={g.concurrency} on {g.loop})")
-    within = (f"within a fixed {NOISE:.0%}" if found.method == "fixed 5 %"
-              else f"within noise{range_words(found)}")
-    why = contrast(ranking, key, rival, g.loop)
+    why = contrast(ranking, key, rival, g.loop, g.concurrency)
+    twin = next((t for t in g.tied if ranking.same_pool(key, t)), None)
+    if found.worse and twin is not None:  # tied through its twin (Ranking.twin_tied)
+        return "tie", (f"tied through {label(twin)}, on the same pool: {signed(found.pct())} against"
+                       f" {label(rival)}{range_words(found)}{versus}; {label(rival)} preferred: {why}")
+    if found.method == "fixed 5 %":
+        within = f"within a fixed {NOISE:.0%}"
+    elif found.low > 0 or found.high < 0:  # beyond noise, but less than a difference that matters
+        within = f"within {MIN_EFFECT:.0%}{range_words(found)}"
+    else:
+        within = f"within noise{range_words(found)}"
     return "tie", f"as fast as {label(rival)} {within}{versus}; {label(rival)} preferred: {why}"
 
 
-def contrast(ranking: Ranking, key: Key, winner: Key, loop: str) -> str:
+def contrast(ranking: Ranking, key: Key, winner: Key, loop: str, level: int = 0) -> str:
     """Return what makes ``winner`` preferred to ``key`` in a tie, naming who does what.
 
     "executor-per-call creates a worker per call and loses context variables"; "it needs no
@@ -331,6 +351,10 @@ def contrast(ranking: Ranking, key: Key, winner: Key, loop: str) -> str:
         said.append(f"{label(key)} {', '.join(faults[:-1])}{' and ' if len(faults) > 1 else ''}{faults[-1]}")
     if said:
         return "; ".join(said)
+    default_of_winner = winner[1] is not None and key == (winner[0], None)
+    full = ranking.full(winner[0], loop, level) if default_of_winner else None
+    if full is not None:
+        return full_words(full, level)
     if winner[1] is None and key[1] is not None:
         return "the library's default size, fewer workers"
     if key[1] is not None and winner[1] is not None and winner[1] < key[1]:

@@ -22,7 +22,18 @@ from offbench.formatting import format_rate
 from offbench.judge.evidence import NOISE, Key, pool_size, ratio
 from offbench.judge.ranking import TIERS, Contest, Part, Ranking, Segment
 from offbench.judge.reasons import capped, failed
-from offbench.judge.wording import count, label, levels, more, ms, range_words, signed, span, unit
+from offbench.judge.wording import (
+    count,
+    full_words,
+    label,
+    levels,
+    more,
+    ms,
+    range_words,
+    signed,
+    span,
+    unit,
+)
 from offbench.model.results import Confidence, ConfidenceWord
 
 
@@ -128,7 +139,11 @@ def tie_clause(ranking: Ranking, segment: Segment, head: Contest) -> str:
     level = [k for k in others if ranking.tier(k, [head.loop]) == tier]
     if level:
         default = winner[1] is None and all(k[1] is not None for k in level)
-        why += ", the library's default size" if default else ", listed first"
+        full = ranking.full(winner[0], head.loop, head.concurrency) if winner[1] is not None else None
+        if full is not None and any(k == (winner[0], None) for k in level):
+            why += ", " + full_words(full, head.concurrency)
+        else:
+            why += ", the library's default size" if default else ", listed first"
     return f" (tie with {', '.join(label(k) for k in others)}; {how}: {why})"
 
 

@@ -17,7 +17,8 @@ rounds cancels (Welch on the units' logs where they share fewer than two rounds;
 5 % for old files without units). Within a tie, what the strategy does to the program
 decides (:data:`TIERS`, from ``offbench check``'s findings, else the strategies' registered
 facts): no offload at all, then threads that keep context variables, then reused threads,
-then processes; the library's default size before a larger pool. A strategy that creates
+then processes; the library's default size before a larger pool, unless the default pool
+is full at that concurrency (:meth:`~offbench.judge.ranking.Ranking.full`). A strategy that creates
 a worker per call is chosen only where it alone qualifies; faster than the choice beyond
 noise, it is said to be faster, and why the choice stands.
 

@@ -81,3 +81,12 @@ def pool_words(cell: CellResult, size: int, noun: str) -> str:
     cls = strategies.REGISTRY.get(cell.strategy)
     whose = cls.pool_owner if cls is not None and cell.max_workers is None else "the pool's"
     return f"{count(size, noun)}, {whose} size"
+
+
+def full_words(full: tuple[int, float, int], level: int) -> str:
+    """Return why a sized pool is preferred in a tie.
+
+    "the default pool of 6 threads is full at c=8 (5.9× c=1)", from :meth:`Ranking.full`.
+    """
+    pool, speedup, low = full
+    return f"the default pool of {pool} threads is full at c={level} ({speedup:.1f}× c={low})"
