@@ -114,7 +114,12 @@ def test_calls_due_while_the_loop_is_blocked_are_late_by_their_share_of_it() -> 
     assert window.arrived is not None
     # The calls recorded as a corrected histogram would: from ~200 ms down to ~0, not one late sample.
     assert max(window.arrived.latencies_ms) >= 195.0
-    assert sorted(window.arrived.latencies_ms)[len(window.arrived.latencies_ms) // 2] < 15.0
+    # And the others on time: 40 of the 120 calls fall due in the block, the other 80 are late only
+    # by what the host takes. Not the median: with another program keeping a core busy the host took
+    # the process in stretches up to 90 ms and made it 15.7 ms (busy-core series, 2026-12-02). The
+    # lowest quarter is late only if nearly every call is: what a histogram that added the block to
+    # every sample would show.
+    assert sorted(window.arrived.latencies_ms)[len(window.arrived.latencies_ms) // 4] < 15.0
 
 
 def test_a_kernel_timer_starts_calls_within_a_fraction_of_a_ms(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,11 +108,11 @@ def test_a_loop_waiting_on_threads_is_mostly_idle_and_sees_their_completions(loo
     assert in_window > 100
     assert raw.callbacks >= 2 * recorder.raw_count + 2 * in_window
     # Nothing blocks the loop. The sleeps on it would make every late wake-up a callback of 10 ms
-    # (about 40 in the window); a host that deschedules the loop's thread makes one now and then,
-    # inside a callback or not (a 5.3 ms callback, the loop's thread descheduled in it, with another
-    # program keeping a core busy: 2026-12-02).
+    # (about 40 in the window); a host that deschedules the loop's thread makes some, inside a
+    # callback or not (with another program keeping a core busy, 2026-12-02: one of 5.3 ms, and in
+    # another run four, one of them 10.2 ms in a 40 ms lag). A quarter of the blocked count.
     long = [c for c in meter.checks(recorder) if c.longest_ns >= CHECK_MS * MS]
-    assert len(long) <= 3, meter.checks(recorder)
+    assert len(long) <= 10, meter.checks(recorder)
     assert raw.check_ms == CHECK_MS
 
 
