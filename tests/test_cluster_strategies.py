@@ -19,7 +19,7 @@ from offbench.model.results import CellResult
 from offbench.plan import matrix
 from offbench.processes import run_child
 from offbench.strategies import dask_cluster
-from tests.cells import measure
+from tests.cells import assert_loop_free, measure
 from tests.run_cli import offbench
 
 pytest.importorskip("loky")
@@ -105,10 +105,9 @@ def test_loky_offloaded_sleep_keeps_the_loop_responsive_where_direct_blocks() ->
     assert direct.loop_lag_ms is not None
     assert loky.loop_lag_ms is not None
     # Direct holds the loop for each whole sleep; loky leaves it the host's scheduling only (p99 5.0 ms
-    # seen with another test beside this one, 2026-12-01; a whole sleep now and then, so p90: see
-    # tests/test_physics.py).
+    # seen with another test beside this one, 2026-12-01; long stalls now and then: assert_loop_free).
     assert direct.loop_lag_ms.max >= SLEEP_MS * 0.8
-    assert loky.loop_lag_ms.p90 < SLEEP_MS / 3
+    assert_loop_free(loky, SLEEP_MS)
     assert loky.ops > 0
     assert loky.details["pool_startup_s"] > 0
     assert loky.details["max_workers"] >= 1

@@ -18,7 +18,7 @@ from offbench.model.results import CellResult
 from offbench.semantics.check import CheckSpec, check_one
 from offbench.strategies import anyio_thread, bounded
 from offbench.strategies import interpreters as interpreter_pool
-from tests.cells import measure
+from tests.cells import assert_loop_free, measure
 from tests.run_cli import offbench
 
 NEW = ["anyio-thread", "bounded-to-thread", "interpreter-pool"]
@@ -42,7 +42,7 @@ def test_direct_sleep_lags_the_loop_by_about_the_sleep() -> None:
     assert result.loop_lag_ms.p99 >= 0.75 * SLEEP_MS
     # What assert_loop_free tells apart: the calls keep the loop busy and its median lag near half a sleep.
     with pytest.raises(AssertionError):
-        assert_loop_free(result)
+        assert_loop_free(result, SLEEP_MS)
     assert result.loop_utilisation is not None
     assert result.loop_utilisation.busy > 0.75
 
@@ -51,26 +51,8 @@ def test_direct_sleep_lags_the_loop_by_about_the_sleep() -> None:
 @pytest.mark.parametrize("strategy", THREADED)
 def test_offloaded_sleep_leaves_the_loop_responsive(strategy: str) -> None:
     result = sleeps(strategy)
-    assert_loop_free(result)
+    assert_loop_free(result, SLEEP_MS)
     assert result.ops > 0
-
-
-def assert_loop_free(result: CellResult) -> None:
-    """Assert the loop waited on nothing but the probe while the calls ran elsewhere.
-
-    What shows it: the loop's own time inside callbacks (a direct 20 ms sleep keeps it busy
-    nearly the whole window: over 0.9), and the median lag (half a sleep, 10 ms, when every call
-    blocks it). Not a high percentile: with another program keeping a core busy, anyio-thread
-    capped at two workers read p90 38.8 ms and 33.6 ms (busy-core series, 2026-12-02), the
-    second from a single 91 ms stall, 76 ms of it inside one callback (a descheduling, or
-    something in the strategy's hand-off on a starved host: not pinned down; anyio keeps its
-    two threads, so not a thread start). Before that, a whole sleep twice in a 1 s window
-    (tests/test_physics.py). One such stall is under a sixth of the 0.5 s window.
-    """
-    assert result.loop_utilisation is not None
-    assert result.loop_utilisation.busy < 0.5, result.loop_utilisation
-    assert result.loop_lag_ms is not None
-    assert result.loop_lag_ms.p50 < SLEEP_MS / 4, result.loop_lag_ms
 
 
 @pytest.mark.parametrize(
@@ -88,7 +70,7 @@ def test_two_workers_cap_eight_callers_near_two_calls_per_sleep(strategy: str, l
     # The other six callers wait their turn (about three sleeps each), yet the loop stays free.
     assert capped.op_latency_ms is not None
     assert capped.op_latency_ms.p50 > 2.5 * SLEEP_MS
-    assert_loop_free(capped)
+    assert_loop_free(capped, SLEEP_MS)
 
 
 @pytest.mark.workers
