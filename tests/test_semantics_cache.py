@@ -71,3 +71,12 @@ def test_a_speed_up_neither_in_turns_nor_at_once_is_unclear(speedup: float, answ
     from offbench.semantics.experiments import parallel
 
     assert parallel(speedup) is answer
+
+
+def test_a_best_speed_up_no_round_agrees_with_is_unclear() -> None:
+    # The best single call and the best pair may come from different rounds: on a busy host the
+    # loop's own direct once read "yes" so (2026-12-02). A "yes" needs rounds that show it alone.
+    from offbench.semantics.experiments import AGREEING_ROUNDS, parallel
+    assert parallel(1.9, agreeing=AGREEING_ROUNDS) is True
+    assert parallel(1.9, agreeing=AGREEING_ROUNDS - 1) is None
+    assert parallel(1.0, agreeing=0) is False
