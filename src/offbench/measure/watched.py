@@ -131,13 +131,18 @@ class Hook:
             if totals is None:
                 totals = self.totals[thread, family] = Totals(
                     loop=family, thread=thread, evidence_ms=self.options.evidence_ms)
+        # The snapshot thread before the probe: Thread.start() waits until the new thread runs,
+        # which a busy host delayed by 15 ms and more. Started after, that wait was a stall of
+        # the program's, and the watchdog's one sample of it (taken in Thread.start) then named
+        # the whole stall, the program's own 200 ms sleep after it included (busy-core series,
+        # 2026-12-02; the attachment starts its watchdog first for the same reason).
+        if self.snapshots is None:
+            self.snapshots = threading.Thread(target=self._snapshot, name="offbench-snapshot", daemon=True)
+            self.snapshots.start()
         options = attach.Options(interval_ms=self.options.interval_ms, evidence_ms=self.options.evidence_ms)
         attachment = attach.Attachment(loop, totals, options)
         attachment.start()
         self.local.current = attachment
-        if self.snapshots is None:
-            self.snapshots = threading.Thread(target=self._snapshot, name="offbench-snapshot", daemon=True)
-            self.snapshots.start()
 
     def stopped(self, loop: Loop) -> None:
         """Detach from ``loop``, which stopped running on this thread."""
