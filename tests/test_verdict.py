@@ -1048,3 +1048,11 @@ def test_how_sure_the_choice_is_comes_first_among_the_details(rows: list[CellRes
     assert verdict.tied[0] in first
     assert len(verdict.details) > 1, "the case has more to say than how sure"
     assert not any(line.startswith(f"at c={c.concurrency} on {c.loop}: ") for line in verdict.details[1:])
+
+
+def test_a_full_pool_is_named_by_what_it_holds() -> None:
+    from offbench.judge.wording import full_words
+    threads = full_words("to-thread", (6, 5.9, 1), 8)
+    assert threads == "the default pool of 6 threads is full at c=8 (5.9× c=1)"
+    processes = full_words("process-pool", (2, 1.9, 1), 8)
+    assert processes == "the default pool of 2 processes is full at c=8 (1.9× c=1)"

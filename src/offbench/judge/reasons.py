@@ -354,7 +354,7 @@ def contrast(ranking: Ranking, key: Key, winner: Key, loop: str, level: int = 0)
     default_of_winner = winner[1] is not None and key == (winner[0], None)
     full = ranking.full(winner[0], loop, level) if default_of_winner else None
     if full is not None:
-        return full_words(full, level)
+        return full_words(winner[0], full, level)
     if winner[1] is None and key[1] is not None:
         return "the library's default size, fewer workers"
     if key[1] is not None and winner[1] is not None and winner[1] < key[1]:

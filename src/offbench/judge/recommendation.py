@@ -140,8 +140,8 @@ def tie_clause(ranking: Ranking, segment: Segment, head: Contest) -> str:
     if level:
         default = winner[1] is None and all(k[1] is not None for k in level)
         full = ranking.full(winner[0], head.loop, head.concurrency) if winner[1] is not None else None
-        if full is not None and any(k == (winner[0], None) for k in level):
-            why += ", " + full_words(full, head.concurrency)
+        if full is not None and (winner[0], None) in level:
+            why += ", " + full_words(winner[0], full, head.concurrency)
         else:
             why += ", the library's default size" if default else ", listed first"
     return f" (tie with {', '.join(label(k) for k in others)}; {how}: {why})"

@@ -83,10 +83,13 @@ def pool_words(cell: CellResult, size: int, noun: str) -> str:
     return f"{count(size, noun)}, {whose} size"
 
 
-def full_words(full: tuple[int, float, int], level: int) -> str:
-    """Return why a sized pool is preferred in a tie.
+def full_words(strategy: str, full: tuple[int, float, int], level: int) -> str:
+    """Return why ``strategy`` sized to the concurrency is preferred in a tie.
 
-    "the default pool of 6 threads is full at c=8 (5.9× c=1)", from :meth:`Ranking.full`.
+    "the default pool of 6 threads is full at c=8 (5.9× c=1)", from :meth:`Ranking.full`;
+    "processes" for a strategy that runs calls in processes.
     """
     pool, speedup, low = full
-    return f"the default pool of {pool} threads is full at c={level} ({speedup:.1f}× c={low})"
+    cls = strategies.REGISTRY.get(strategy)
+    noun = "process" if cls is not None and cls.runs_on == "process" else "thread"
+    return f"the default pool of {count(pool, noun)} is full at c={level} ({speedup:.1f}× c={low})"
