@@ -394,6 +394,7 @@ class _Parallel(Experiment):
         ones: list[float] = []
         twos: list[float] = []
         paired: list[float] = []  # each round's own speed-up, where both its timings counted
+        agreeing = 0  # of them, those at MIN_SPEEDUP or more
         control = _Control()
         for round_ in range(MAX_ROUNDS):
             stolen = _stolen_s()
@@ -429,7 +430,6 @@ class _Parallel(Experiment):
         speedup = 2 * min(ones) / min(twos)
         if (os.cpu_count() or 1) < 2:
             return self.found(None, f"{speedup:.2f}× (1 CPU)", measured=speedup, unit="×")
-        agreeing = sum(r >= MIN_SPEEDUP for r in paired)
         answer = parallel(speedup, agreeing)
         if answer is None and speedup >= MIN_SPEEDUP:
             return self.found(None, f"{speedup:.2f}× (unclear)", measured=speedup, unit="×",
