@@ -82,6 +82,20 @@ def test_a_cell_without_a_spread_of_its_own_takes_the_typical_one_or_the_prior()
                                                  effort.max_units)
 
 
+def test_before_any_spread_a_cell_expects_the_mean_count_of_the_prior_spreads() -> None:
+    # The first round of a quick run: no cell has two units. Each prior spread gives a count
+    # (the steadiest stop at the least units, the noisiest at the cap); the mean lies between,
+    # strictly, since the priors span both (one spread would give every cell one count).
+    fresh = state_with([100.0], [0.3], ticks=1000)
+    effort = QUICK.effort
+    counts = [forecast.likely_units(fresh, QUICK, typical=s) for s in forecast.PRIOR_CVS]
+    assert min(counts) == effort.min_units
+    assert max(counts) == effort.max_units
+    expected = forecast.expected_units(fresh, QUICK, [], [100.0])
+    assert expected == pytest.approx(sum(counts) / len(counts))
+    assert effort.min_units < expected < effort.max_units
+
+
 def test_a_cell_without_a_spread_takes_the_mean_count_of_the_runs_spreads() -> None:
     steady = state_with([100.0, 100.0, 100.0], [0.3], ticks=1000)  # agrees exactly: stops at least
     noisy = state_with([50.0, 150.0, 100.0], [0.3], ticks=1000)  # 50 %: runs to the cap
@@ -99,13 +113,13 @@ def test_a_cell_not_yet_measured_costs_what_the_runs_first_units_took() -> None:
         found.walls[:] = [wall]
     waiting = state_with([], [0.3], ticks=1000)
     assert forecast.unit_seconds(waiting, QUICK, first_wall=0.09) == 0.09
-    units = forecast.likely_units(waiting, QUICK)
+    units = forecast.expected_units(waiting, QUICK, [], [])
     alone = forecast.outlook([waiting], QUICK)
     # Without a measured cell, the estimate is the window, warm-up and a unit's overhead.
     assert alone.seconds == pytest.approx(units * forecast.unit_seconds(waiting, QUICK))
     together = forecast.outlook([*measured, waiting], QUICK)
     waiting_part = together.seconds - sum(
-        (forecast.likely_units(m, QUICK) - 1) * m.walls[0] for m in measured)
+        (forecast.expected_units(m, QUICK, [], [100.0]) - 1) * m.walls[0] for m in measured)
     assert waiting_part == pytest.approx(units * 0.09)
 
 

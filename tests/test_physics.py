@@ -108,7 +108,11 @@ def test_a_slow_call_sizes_the_window_to_a_few_calls_per_task() -> None:
                      warmup_s=None)
     (unit,) = result.units
     assert 0.29 < unit.duration_s < 0.5  # 3 calls of ~100 ms (+ the hop), not the 0.15 s floor
-    assert result.ops >= 5
+    # 6 calls fit: 3 per task. Each task completes at least 2 whole ones in a window of 3 call
+    # lengths even where the host holds one call up for most of a call's length (the worker
+    # taken away 60-90 ms at a time beside a busy core; a full suite under load read 4 of 6,
+    # 2026-12-02): fewer than 2 per task would be a window not sized to the calls.
+    assert result.ops >= 4
 
 
 @pytest.mark.workers

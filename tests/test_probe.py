@@ -54,6 +54,19 @@ def test_a_kernel_tick_count_overrides_the_count_the_lag_implies() -> None:
     assert recorder.samples == [3 * MS + 10, 2 * MS + 10, MS + 10]
 
 
+def test_ticks_due_after_the_window_are_not_the_windows() -> None:
+    # The host took the process away across the window's end (a busy-core CI run read 403
+    # ticks for a 400 ms window, 2026-12-02): the wake-up 5 ms late for the tick due 2 ms
+    # before the end serves the two ticks of the window, not the three due after it.
+    for counted in (None, 6):
+        recorder = LagRecorder(interval_ns=MS, stall_threshold_ns=10 * MS)
+        assert recorder.record(5 * MS, deadline_ns=398 * MS, ticks=counted, end_ns=400 * MS) == 2
+        assert recorder.deadlines == [398 * MS, 399 * MS]
+        assert recorder.samples == [5 * MS, 4 * MS]
+        # The stall itself is the loop's, whole: only the count of ticks stops at the end.
+        assert recorder.blocked_ns == 5 * MS
+
+
 def test_negative_lag_counts_as_on_time() -> None:
     recorder = LagRecorder(interval_ns=MS, stall_threshold_ns=10 * MS)
     recorder.record(-300_000)

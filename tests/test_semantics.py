@@ -95,7 +95,11 @@ def test_a_running_default_executor_call_delays_asyncio_run(stock: dict) -> None
     delayed = stock[("to-thread", "asyncio")].finding("shutdown")
     assert delayed is not None
     assert delayed.measured is not None
-    assert delayed.measured > 100  # most of the 200 ms call was still to run
+    # The call was still to run for its length less the 20 ms the main coroutine waited: asyncio.run
+    # waited that long (physics; a busy host can only add), well over the prompt threshold.
+    from offbench.semantics.experiments import PROMPT_EXIT_S, SHUTDOWN_BLOCK_S
+    assert delayed.measured >= (SHUTDOWN_BLOCK_S - 0.02) * 1000 * 0.95
+    assert delayed.measured > PROMPT_EXIT_S * 1000
 
 
 def test_no_stock_strategy_stops_a_timed_out_call_or_loses_an_exception(stock: dict) -> None:

@@ -58,10 +58,12 @@ class KeepingRaw(LagRecorder):
         super().__init__(interval_ns, stall_threshold_ns)
         self.raw: list[int] = []
 
-    def record(self, lag_ns: int, deadline_ns: int = 0, ticks: int | None = None) -> int:
+    def record(
+        self, lag_ns: int, deadline_ns: int = 0, ticks: int | None = None, end_ns: int | None = None
+    ) -> int:
         """Keep the wake-up's lag, then record as offbench does."""
         self.raw.append(max(0, lag_ns))
-        return super().record(lag_ns, deadline_ns, ticks)
+        return super().record(lag_ns, deadline_ns, ticks, end_ns)
 
 
 def inject_child(payload: bytes, report_fd: int) -> None:

@@ -65,16 +65,22 @@ class LagRecorder:
     late: list[tuple[int, int]] = field(default_factory=list)
     """(deadline, lag) of each wake-up later than one interval, for the utilisation check."""
 
-    def record(self, lag_ns: int, deadline_ns: int = 0, ticks: int | None = None) -> int:
+    def record(
+        self, lag_ns: int, deadline_ns: int = 0, ticks: int | None = None, end_ns: int | None = None
+    ) -> int:
         """Record a wake-up ``lag_ns`` after the tick due at ``deadline_ns``; return the ticks it served.
 
         Every later tick that fell due before the wake-up is recorded too, with its own
         (smaller) lag. ``ticks`` is their number when a kernel timer counted them;
         otherwise it follows from the lag. A wake-up before the deadline counts as on time.
+        Ticks due at or after ``end_ns`` (the window's end) are not the window's: a wake-up
+        the host delayed past the end records only the ticks due before it.
         """
         interval = self.interval_ns
         lag_ns = max(0, lag_ns)
         ticks = ticks or 1 + lag_ns // interval
+        if end_ns is not None:
+            ticks = max(1, min(ticks, -(-(end_ns - deadline_ns) // interval)))
         self.raw_count += 1
         if lag_ns > self.stall_threshold_ns:
             self.stalled_ns += lag_ns
@@ -127,7 +133,7 @@ async def tick_on_loop_timers(recorder: LagRecorder, start_ns: int, end_ns: int,
     while due < end_ns:
         delay = due - clock()
         await asyncio.sleep(delay / 1e9 if delay > 0 else 0)
-        due += recorder.record(clock() - due, due) * recorder.interval_ns
+        due += recorder.record(clock() - due, due, end_ns=end_ns) * recorder.interval_ns
 
 
 async def tick_on_timerfd(recorder: LagRecorder, start_ns: int, end_ns: int, clock: Clock) -> None:
@@ -155,7 +161,7 @@ async def tick_on_timerfd(recorder: LagRecorder, start_ns: int, end_ns: int, clo
                 expired = int.from_bytes(os.read(fd, 8), sys.byteorder)
             except BlockingIOError:
                 continue
-            due += recorder.record(clock() - due, due, expired) * interval
+            due += recorder.record(clock() - due, due, expired, end_ns) * interval
     finally:
         loop.remove_reader(fd)
         os.close(fd)

@@ -4,7 +4,7 @@ The progress bar's ETA and ``--time-budget`` read it. A cell's likely units foll
 rules that stop it (:func:`offbench.judge.precision.settled`), projected from its units so
 far: enough for its throughput's 95 % t-interval to reach the effort's precision at the
 spread seen (until it has two units, the mean of what the other cells' spreads would give
-it; a prior spread until any cell has two), and enough pooled probe ticks for its lag p99
+it; of what prior spreads would, until any cell has two), and enough pooled probe ticks for its lag p99
 unless that is already clear of the lag budget. A unit costs what the cell's last units
 took (before its first, what the run's measured cells' first units took); the runner's
 own work between units is added in the proportion the rounds so far showed.
@@ -23,10 +23,14 @@ from offbench.model.settings import RunSettings
 from offbench.run.state import CellState, normalised_values
 from offbench.stats import cv, t_quantile
 
-PRIOR_CV = 0.05
-"""The units' spread assumed until some cell of the run has two units: about the median of
-the normalised spreads measured on a shared 2-core host (1 % for sleeps to 9 % for
-pure-Python work; benchmarks/QUALITY.md section 5)."""
+PRIOR_CVS = (0.0003, 0.0011, 0.0023, 0.0039, 0.0064, 0.0109, 0.0193, 0.0278, 0.0439, 0.0765)
+"""The spreads of two units assumed until some cell of the run has two: the 5th, 15th, … 95th
+percentiles of 924 closed-loop cells' first two units (benchmarks/QUALITY.md's runs of
+2026-12-02: ten quick and five default runs of the four built-in workloads). A cell's likely
+units are the mean of what each would give it: one typical spread (5 %) made every cell of a
+quick run take its cap, and the ETA of the run's first round a quarter too long (QUALITY.md 8c)."""
+PRIOR_CV = statistics.median(PRIOR_CVS)
+"""The single spread :func:`likely_units` assumes when asked without one."""
 UNIT_OVERHEAD_S = 0.06
 """A unit's cost beyond its warm-up and window (worker start, reference, report), for estimates."""
 
@@ -71,11 +75,11 @@ def expected_units(state: CellState, settings: RunSettings, spreads: Sequence[fl
     gets the mean of what each spread seen in the run (``spreads``) would give it: the
     cells of a run differ (a sleep's units agree to 1 %, pure Python's scatter by 9 %), and
     the median spread's count overstated the units of a run of mixed cells by a fifth
-    (QUALITY.md 8c). Before any cell has two units, :data:`PRIOR_CV` stands in.
+    (QUALITY.md 8c). Before any cell has two units, :data:`PRIOR_CVS` stand in.
     """
-    if cv(values) is not None or not spreads:
+    if cv(values) is not None:
         return likely_units(state, settings, None, values)
-    return statistics.fmean(likely_units(state, settings, spread, values) for spread in spreads)
+    return statistics.fmean(likely_units(state, settings, spread, values) for spread in spreads or PRIOR_CVS)
 
 
 def likely_units(state: CellState, settings: RunSettings, typical: float | None = None,

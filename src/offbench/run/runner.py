@@ -48,6 +48,8 @@ import msgspec
 from offbench import __version__, workloads
 from offbench.errors import OffbenchError
 from offbench.judge import gates, precision, rates, verdict
+from offbench.judge.contested import contested
+from offbench.judge.evidence import judged_cell
 from offbench.measure import cpu
 from offbench.measure.wire import Measurement, WorkerReport
 from offbench.measure.worker import child_main
@@ -69,7 +71,7 @@ from offbench.plan.matrix import capacity_cells, cells
 from offbench.processes import ChildOutcome, Launcher, default_start_method, run_child
 from offbench.run import aggregate, capacity, machine, poolcost
 from offbench.run.forecast import fits, outlook
-from offbench.run.state import CellState, finish, host_of, normalised_values, result_of
+from offbench.run.state import CellState, finish, host_of, normalised_values, result_of, workload_of
 from offbench.semantics.check import check
 
 CALIBRATION_TIMEOUT_S = 30.0
@@ -270,9 +272,14 @@ def round_of(index: int, chosen: list[int], states: Sequence[CellState], started
 
 
 def judge_round(states: Sequence[CellState], settings: RunSettings, observer: Observer) -> None:
-    """After a round, stop each cell that has what it needs (see :class:`~offbench.model.settings.Effort`)."""
+    """After a round, stop each cell that has what it needs (see :class:`~offbench.model.settings.Effort`).
+
+    A cell known to the run's precision still gets units, up to the cap, while the verdict
+    cannot decide between it and its group's best (:mod:`offbench.judge.contested`).
+    """
     effort = settings.effort
     values = normalised_values(states)
+    settled: dict[int, Stop] = {}
     for index, state in enumerate(states):
         if not state.active:
             continue
@@ -284,7 +291,33 @@ def judge_round(states: Sequence[CellState], settings: RunSettings, observer: Ob
             stop(state, "most units", index, len(states), observer, values[index])
         elif count >= effort.min_units and (why := precision.settled(
                 values[index], state.units, settings.lag_budget_ms, effort.precision_pct, effort.ticks)):
-            stop(state, why, index, len(states), observer, values[index])
+            settled[index] = why
+    undecided = contested_cells(states, values, settings.lag_budget_ms) if settled else set()
+    for index, reason in settled.items():
+        if reason != "precise" or index not in undecided:
+            stop(states[index], reason, index, len(states), observer, values[index])
+
+
+def contested_cells(states: Sequence[CellState], values: Sequence[list[float]], budget: float) -> set[int]:
+    """Return the cells still measuring whose comparison with their group's best the verdict cannot decide.
+
+    A group is what the verdict compares: one workload with its parameters, loop,
+    concurrency and interpreter, closed-loop cells only. Cells already stopped count as
+    evidence but are not restarted.
+    """
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index, state in enumerate(states):
+        spec = state.spec
+        if spec.rate is None and state.units:
+            key = (workload_of(spec), spec.loop, spec.concurrency, spec.python)
+            groups.setdefault(key, []).append(index)
+    found: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2 or not any(states[i].active for i in members):
+            continue
+        cells = [judged_cell(result_of(states[i], values[i]), list(values[i]), budget) for i in members]
+        found |= {members[position] for position in contested(cells)}
+    return {i for i in found if states[i].active}
 
 
 def stop(state: CellState, why: Stop, index: int, total: int, observer: Observer,

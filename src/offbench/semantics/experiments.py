@@ -34,7 +34,11 @@ MIN_SPEEDUP = 1.4
 PROMPT_EXIT_S = 0.05
 """``asyncio.run`` returning later than this after the main coroutine counts as waiting."""
 ROUNDS = 5
-"""Rounds of the parallelism experiments; the best counts."""
+"""Rounds of the parallelism experiments before a clear "no"; the best counts.
+
+Three looked enough once the control pair (:class:`_Control`) vouched for every round that
+took turns, but ``direct``'s GIL-releasing pair then read "CPUs busy" in 1 of 6 checks on an
+idle machine (2026-12-02): rounds are also left out for waiting, and three leave too few."""
 MAX_ROUNDS = 10
 """Rounds they get at most, when the best speed-up so far is neither clearly parallel nor clearly not."""
 CLEARLY_SERIAL = 1.15
@@ -48,8 +52,19 @@ The best of each alone compares a single call and a pair from different rounds: 
 host whose stalls neither counter sees, every single call of the loop's own ``direct`` was
 once slowed and one pair was not, and the check said two calls on one thread ran at once
 (the busy-core series, 2026-12-02). Within one round the two timings are back to back."""
+CALL_S = 0.04
+"""How long one call of the parallelism experiments takes alone (calibrated at the check's start).
+
+Long against what can blur it: the GIL's switch interval (5 ms), a call's hop to a pool and
+back, and the waiting a round is left out for (:func:`_waited`). At 20 ms a check was a
+fifth shorter, but ``direct`` read "CPUs busy" in each of 8 checks on an idle machine
+(2026-12-02): a few ms of waiting is a quarter of so short a call."""
 BLOCK_S = 0.2
-"""How long the cancellation and shutdown experiments' calls block."""
+"""How long the cancellation experiment's call blocks: its timeout (20 ms) returning later
+than 90 % of this reads as "blocks", so it leaves 160 ms for a busy host to take."""
+SHUTDOWN_BLOCK_S = 0.1
+"""How long the shutdown experiment's call blocks: a runner that waits for it returns about
+80 ms late, over :data:`PROMPT_EXIT_S`; a busy host can only make that later."""
 BUSY_WAITING = 0.25
 """Share of two parallel calls' time spent waiting for a CPU above which a round tells nothing."""
 
@@ -374,7 +389,7 @@ class _Parallel(Experiment):
         raise NotImplementedError
 
     async def run(self, lab: Lab) -> Finding:
-        """Time one call, then two at once, in up to five rounds; report the best of each's speed-up.
+        """Time one call, then two at once, in :data:`ROUNDS` to :data:`MAX_ROUNDS` rounds; report the best.
 
         The best of each, because a moment of load from elsewhere can only slow a timing
         down. A timing during which the calls' threads spent over :data:`BUSY_WAITING` of
@@ -534,12 +549,12 @@ def _calibrated(fn: Callable[[int], object], start: int, seconds: float) -> int:
 
 @functools.cache
 def _spin_iterations() -> int:
-    return _calibrated(c.spin, 10_000, 0.04)
+    return _calibrated(c.spin, 10_000, CALL_S)
 
 
 @functools.cache
 def _hash_rounds() -> int:
-    return _calibrated(functools.partial(c.hash_blocks, 1 << 20), 1, 0.04)
+    return _calibrated(functools.partial(c.hash_blocks, 1 << 20), 1, CALL_S)
 
 
 @register
@@ -553,7 +568,7 @@ class ParallelPython(_Parallel):
     work = "the GIL"
 
     def job(self, lab: Lab) -> Call:
-        """Return a calibrated ~40 ms pure-Python loop, or the user's function."""
+        """Return a calibrated pure-Python loop of :data:`CALL_S`, or the user's function."""
         return lab.target or functools.partial(c.spin, _spin_iterations())
 
 
@@ -567,7 +582,7 @@ class ParallelReleased(_Parallel):
     work = "the strategy"
 
     def job(self, lab: Lab) -> Call:
-        """Return a calibrated ~40 ms of SHA-256 over 1 MiB buffers (hashlib releases the GIL)."""
+        """Return :data:`CALL_S` of SHA-256 over 1 MiB buffers (hashlib releases the GIL)."""
         return functools.partial(c.hash_blocks, 1 << 20, _hash_rounds())
 
 
@@ -582,13 +597,13 @@ class Shutdown(Experiment):
     own_loop = True
 
     def run_alone(self, strategy: Callable[[], Strategy], loop_factory: LoopFactory) -> Finding:
-        """Leave a 0.2 s call running when the main coroutine returns; time the runner's exit."""
+        """Leave a :data:`SHUTDOWN_BLOCK_S` call running as the main coroutine returns; time the exit."""
         offload = strategy()
         returned_at = 0.0
 
         async def main() -> None:
             nonlocal returned_at
-            await offload.start(functools.partial(time.sleep, BLOCK_S), c.noop)
+            await offload.start(functools.partial(time.sleep, SHUTDOWN_BLOCK_S), c.noop)
             task = asyncio.create_task(offload.call())
             await asyncio.sleep(0.02)
             if task.done():
