@@ -601,9 +601,13 @@ def test_to_thread_sleep_is_sustained_up_to_six_threads_over_ten_ms() -> None:
     assert below.open_loop.latency_ms is not None
     assert below.open_loop.sustained
     # Below the knee a call takes its 10 ms plus the hop (measured here: p50 10.6-10.8 ms, p99 12.6-14.7 ms
-    # on a quiet host); 25 ms leaves a busy host's scheduling jitter.
+    # on a quiet host); 25 ms leaves a busy host's scheduling jitter. A host that takes the whole worker
+    # away holds up every call in flight by as long (p99 28 and 89 ms beside two busy cores, 2026-12-02),
+    # and the loop by as long too: its own longest lag in the same window is what the host took, and is
+    # added. (A strategy that queued calls below the knee would lengthen the calls, not the loop's lag.)
     assert 10.0 <= below.open_loop.latency_ms.p50 <= 12.5
-    assert below.open_loop.latency_ms.p99 <= 25.0
+    assert below.loop_lag_ms is not None
+    assert below.open_loop.latency_ms.p99 <= 25.0 + below.loop_lag_ms.max, below.loop_lag_ms
     above = measure_rate("to-thread", 750.0)
     assert above.open_loop is not None
     # 25 % over 6 ÷ 10 ms: latency grows by about (750 ÷ 590 − 1) s a second, ~270 ms/s (measured 139 at

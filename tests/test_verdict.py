@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from offbench.judge import precision
+from offbench.judge.evidence import judged_cell
 from offbench.judge.verdict import decide
 from offbench.model import histogram
 from offbench.model.params import Params
@@ -1056,3 +1057,20 @@ def test_a_full_pool_is_named_by_what_it_holds() -> None:
     assert threads == "the default pool of 6 threads is full at c=8 (5.9× c=1)"
     processes = full_words("process-pool", (2, 1.9, 1), 8)
     assert processes == "the default pool of 2 processes is full at c=8 (1.9× c=1)"
+
+
+def test_a_lag_p99_under_the_budget_qualifies_though_its_interval_reaches_over_it() -> None:
+    # A pool of 8 threads for numpy at c=8 read a p99 of 8.57 ms (interval 7.29-11.3) beside the
+    # default pool's 5 ms, and left the tie for its interval in 1 of 5 default runs (2026-12-02).
+    # Under the budget is under it as far as the run can tell: it qualifies, and, as fast, ties.
+    rates = [600.0, 605.0, 598.0, 603.0]
+    near = measured("to-thread", 8, rates, [6.0, 11.0, 7.0, 9.0], max_workers=8, pool=8)
+    within = measured("default-executor", 8, rates, 5.0, pool=6)
+    seen = judged_cell(near, precision.unit_values(near), 10.0)
+    assert seen.zone == "near"
+    assert seen.lag <= 10.0
+    assert seen.lag_range is not None
+    assert seen.lag_range[0] > 5.0  # higher than the pool within the budget, beyond noise
+    verdict = only(decide([near, within], 10, SEMANTICS))
+    assert judged(verdict, "to-thread", 8).judgement != "lag"
+    assert "to-thread (8)" in verdict.tied, (verdict.tied, verdict.text)
