@@ -3,8 +3,8 @@
 In each *group* (one loop, one concurrency) a candidate qualifies when every one of its
 cells measured and its lag p99 here is within the budget, or near it (its interval
 straddles the budget) and either under it or not higher beyond noise than a candidate
-within it, or near it where nothing is clearly within (:mod:`offbench.judge.evidence` settles the zones). The
-fastest qualified candidate is the best; the *tied set* is every qualified one not
+within it, or near it where nothing is clearly within (:mod:`offbench.judge.evidence`
+settles the zones). The fastest qualified candidate is the best; the *tied set* is every qualified one not
 slower than it beyond noise, or than a tied twin on the same shared pool
 (:meth:`Ranking.twin_tied`), ordered by :data:`TIERS`: what a strategy does to the
 program (``offbench check``'s findings, else its registered facts), then the library's

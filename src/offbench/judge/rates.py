@@ -33,12 +33,13 @@ from offbench.model.params import Params
 from offbench.model.rates import LOST_SHARE, RateCandidate, RateRuling, RateVerdict, RateWhy
 from offbench.model.results import CellResult
 
-GIL_CORES = (0.6, 1.5)
+GIL_CORES = (0.6, 1.7)
 """CPUs used by a thread strategy's process that fell behind, between which the GIL is the cause.
 
 One CPU of bytecode at most, and the kernel's side of the GIL's hand-offs: 1.0-1.31 measured for
-pure Python through the default executor with up to 81 calls in flight (2026-12-01, 2 CPUs); a
-process pool doing the same work on both CPUs used 1.71."""
+pure Python through the default executor with up to 81 calls in flight (2026-12-01, 2 CPUs), and
+1.53 in a full test suite on a clean clone (2026-12-02). 1.7 is that and a tenth more; a thread
+pool of GIL-releasing work that fell behind fills the machine (2 CPUs here) instead."""
 CAP_SHARE = 0.85
 """An offered rate from this share of a pool's ceiling (size ÷ run time) up is capped by the pool."""
 TIE = (0.25, 2.0)
