@@ -22,6 +22,7 @@ from offbench.measure.probe import NS_PER_MS, LagRecorder, run_probe
 from offbench.measure.utilisation import CHECK_MS, SCHEDULING_METHODS, Meter, UtilisationRaw, metering, pool
 from offbench.model import histogram
 from offbench.model.results import TOLERANCE_MS, Durations
+from tests.helpers import RunQueueWait
 
 MS = NS_PER_MS
 LOOPS = ["asyncio", "uvloop"]
@@ -56,7 +57,8 @@ async def _blocks(start: int, end: int) -> None:
 
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_a_probe_lag_of_50ms_is_one_callback_of_50ms(loop_name: str) -> None:
-    meter, recorder = _run(loop_name, _window(_blocks, 0.6))
+    with RunQueueWait() as host:
+        meter, recorder = _run(loop_name, _window(_blocks, 0.6))
     checks = meter.checks(recorder)
     # Each block delays the probe by up to 50 ms; a tick falls due within 1 ms of its start.
     blocks = [c for c in checks if c.lag_ns >= 45 * MS]
@@ -65,9 +67,13 @@ def test_a_probe_lag_of_50ms_is_one_callback_of_50ms(loop_name: str) -> None:
         assert check.longest_ns >= 50 * MS  # time.sleep(0.05) lasts at least 50 ms
         assert check.agrees, check
         assert check.gap_ns <= TOLERANCE_MS * MS
-    # Any other check is the host taking the CPU from this process, between callbacks: a few ms
-    # (5.1 ms measured with another test beside this one, 2026-12-01), never a block's 50.
-    assert all(c.lag_ns < 25 * MS and c.longest_ns < 25 * MS for c in checks if c not in blocks), checks
+    # Any other check is the host taking the CPU from this process, between callbacks: no callback in
+    # it as long as half a block. Its lag is a few ms (5.1 ms measured with another test beside this
+    # one, 2026-12-01), or what the host took from the loop's thread (its run-queue wait over the
+    # run): 27 ms once in a clean CI run, with callbacks of 28 µs in it (2026-12-02).
+    others = [c for c in checks if c not in blocks]
+    assert all(c.longest_ns < 25 * MS for c in others), checks
+    assert all(c.lag_ns < 25 * MS + host.taken_ms * MS for c in others), (host.taken_ms, checks)
     raw = meter.raw(recorder)
     assert (raw.stalls_checked, raw.stalls_agreeing) == (len(checks), sum(c.agrees for c in checks))
     assert raw.worst_gap_ms is not None
