@@ -643,8 +643,14 @@ def test_direct_sleep_is_sustained_up_to_one_call_per_op_time_and_lags_by_it() -
     assert below.open_loop is not None
     assert below.loop_lag_ms is not None
     assert below.open_loop.sustained
-    # Each call holds the loop its 10 ms: at 70 % busy a tick's p99 wait is most of a call (measured 10.4 ms).
-    assert 7.0 <= below.loop_lag_ms.p99 <= 15.0
+    # Each call holds the loop its 10 ms: at 70 % busy a tick falls in a call 70 % of the time and waits
+    # for what is left of it, uniform over 0-10 ms, so P(lag > x) = 0.7 (1 - x / 10): p90 8.6 ms, p99
+    # 9.9 ms (measured 10.4). The p99 is bounded below only: a host that takes the worker away lengthens
+    # the waits of the ticks due then (p99 25.7 ms beside a busy core, 2026-12-02); it must take more
+    # than a tenth of the window to move the p90 (9.2 ms in that run). 15 ms is 1.75 × the p90's
+    # physics: calls holding the loop twice as long (20 ms) would put it at 17 ms.
+    assert below.loop_lag_ms.p99 >= 7.0
+    assert 6.0 <= below.loop_lag_ms.p90 <= 15.0, below.loop_lag_ms
     above = measure_rate("direct", 130.0)
     assert above.open_loop is not None
     assert not above.open_loop.sustained  # 30 % over 1 ÷ 10 ms
