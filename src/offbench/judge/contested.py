@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from offbench import strategies
 from offbench.judge.evidence import MIN_EFFECT, Cell, ratio
+from offbench.judge.ranking import registered_facts
 
 
 def reuses(strategy: str) -> bool:
@@ -32,8 +32,7 @@ def reuses(strategy: str) -> bool:
     The verdict's best is never a strategy that creates a worker per call beside one that
     reuses its workers, so neither is the best a contest is measured against.
     """
-    cls = strategies.REGISTRY.get(strategy)
-    return cls is None or cls.runs_on == "loop" or cls.sized
+    return registered_facts(strategy).reuse is not False
 
 
 def undecided(cell: Cell, best: Cell) -> bool:

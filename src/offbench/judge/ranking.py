@@ -4,8 +4,8 @@ In each *group* (one loop, one concurrency) a candidate qualifies when every one
 cells measured and its lag p99 here is within the budget, or near it (its interval
 straddles the budget) and either under it or not higher beyond noise than a candidate
 within it, or near it where nothing is clearly within (:mod:`offbench.judge.evidence`
-settles the zones). The fastest qualified candidate is the best; the *tied set* is every qualified one not
-slower than it beyond noise, or than a tied twin on the same shared pool
+settles the zones). The fastest qualified candidate is the best; the *tied set* is every
+qualified one not slower than it beyond noise, or than a tied twin on the same shared pool
 (:meth:`Ranking.twin_tied`), ordered by :data:`TIERS`: what a strategy does to the
 program (``offbench check``'s findings, else its registered facts), then the library's
 default size before a set one (unless the default pool is full there:
@@ -46,6 +46,19 @@ class Facts:
     """``offbench check``'s answer to "two pure-Python calls at once run in parallel"."""
     checked: bool
     """From ``offbench check`` (else from the strategy's registered facts)."""
+
+
+def registered_facts(strategy: str) -> Facts:
+    """Return what the strategy's registration says of it, where ``offbench check`` has not spoken.
+
+    Runs on the loop: keeps the context, nothing to reuse. Calls through one sized pool:
+    reuses its workers. Unknown (not registered here): nothing known.
+    """
+    cls = strategies.REGISTRY.get(strategy)
+    runs_on = cls.runs_on if cls is not None else None
+    return Facts(runs_on=runs_on, context=True if runs_on == "loop" else None,
+                 reuse=None if cls is None else (runs_on == "loop" or cls.sized),
+                 parallel_python=None, checked=False)
 
 
 @dataclass(frozen=True)
@@ -143,16 +156,9 @@ class Ranking:
     def _facts(self, strategy: str, loop: str) -> Facts:
         checked = [s for s in self.found if s.strategy == strategy and s.error is None and s.findings]
         mine = next((s for s in checked if s.loop == loop), checked[0] if checked else None)
-        cls = strategies.REGISTRY.get(strategy)
-        registered = cls.runs_on if cls is not None else None
         if mine is None:
-            return Facts(
-                runs_on=registered,
-                context=True if registered == "loop" else None,
-                reuse=None if cls is None else (registered == "loop" or cls.sized),
-                parallel_python=None,
-                checked=False,
-            )
+            return registered_facts(strategy)
+        registered = registered_facts(strategy).runs_on
         where = mine.finding("runs_on")
         context, reuse = mine.finding("context"), mine.finding("reuse")
         return Facts(

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 from offbench import strategies
 from offbench.formatting import format_ms, format_offered, format_rate, strategy_label
-from offbench.judge.verdict import TIERS, Facts
+from offbench.judge.ranking import TIERS, registered_facts
 from offbench.model.params import Params
 from offbench.model.rates import LOST_SHARE, RateCandidate, RateRuling, RateVerdict, RateWhy
 from offbench.model.results import CellResult
@@ -117,11 +117,7 @@ def _tied(met: Sequence[CellResult]) -> list[CellResult]:
 
 def _tier(strategy: str) -> int:
     """Return the strategy's place in the closed-loop verdict's :data:`TIERS`, from its registered facts."""
-    cls = strategies.REGISTRY.get(strategy)
-    runs_on = cls.runs_on if cls is not None else None
-    facts = Facts(runs_on=runs_on, context=True if runs_on == "loop" else None,
-                  reuse=None if cls is None else (runs_on == "loop" or cls.sized),
-                  parallel_python=None, checked=False)
+    facts = registered_facts(strategy)
     return next(index for index, tier in enumerate(TIERS) if tier.admits(facts))
 
 
