@@ -244,6 +244,15 @@ def test_real_runs_same_code_passes_tripled_sleep_fails(
     seen = [(p["key"]["strategy"], p["key"]["max_workers"], p["key"]["concurrency"],
              {k: p["throughput"][k] for k in ("base", "new", "percent", "low", "high", "direction", "note")})
             for p in offloaded]
-    # An offloaded 30 ms sleep cuts throughput to a third at any concurrency below the pool's size.
-    assert all(p["throughput"]["direction"] == "slower" for p in offloaded), seen
-    assert all(-75 < p["throughput"]["percent"] < -55 for p in offloaded)
+    # An offloaded 30 ms sleep cuts throughput to a third at any concurrency below the pool's size:
+    # a ceiling from physics (the base's own noise, 15 % on a busy host, gives -55 %). No floor:
+    # a loaded host slows a sleeping cell further (one read 21.9 ops/s where 32 was due).
+    assert all(p["throughput"]["percent"] < -55 for p in offloaded), seen
+    # The units decide the direction: never "faster"; a slowdown left undecided is one whose
+    # units disagreed, so its interval reaches from no change to past the two thirds lost.
+    assert all(p["throughput"]["direction"] != "faster" for p in offloaded), seen
+    for p in offloaded:
+        if p["throughput"]["direction"] != "slower":
+            assert p["throughput"]["low"] is None or p["throughput"]["low"] < -55, seen
+            assert p["throughput"]["high"] is None or p["throughput"]["high"] >= 0, seen
+    assert any(p["throughput"]["direction"] == "slower" for p in offloaded), seen

@@ -80,3 +80,25 @@ def test_a_best_speed_up_no_round_agrees_with_is_unclear() -> None:
     assert parallel(1.9, agreeing=AGREEING_ROUNDS) is True
     assert parallel(1.9, agreeing=AGREEING_ROUNDS - 1) is None
     assert parallel(1.0, agreeing=0) is False
+
+
+def test_the_parallelism_rounds_stop_on_kept_rounds_not_on_rounds_run() -> None:
+    # A round left out for waiting on a CPU must not count towards a "no": with rounds *run*
+    # counted, direct's pair read "CPUs busy" once on an idle machine (2026-12-02).
+    from offbench.semantics.experiments import SERIAL_ROUNDS, settled
+    one, two = 0.04, 0.08  # two calls in turns: a speed-up of 1.0
+    turns = [2 * one / two] * SERIAL_ROUNDS
+    assert settled([one] * SERIAL_ROUNDS, [two] * SERIAL_ROUNDS, turns)
+    assert not settled([one] * SERIAL_ROUNDS, [two] * SERIAL_ROUNDS, turns[:-1])
+    assert not settled([], [], [])  # every round left out: more rounds, not an answer
+    assert not settled([one], [], [])
+    # In turns by the best, but only a "no" once enough rounds kept both timings.
+    assert not settled([one] * 5, [two], [1.0])
+
+
+def test_the_parallelism_rounds_stop_early_only_on_a_clear_yes() -> None:
+    from offbench.semantics.experiments import AGREEING_ROUNDS, settled
+    one, two = 0.04, 0.021  # at once: 1.9×
+    assert settled([one] * AGREEING_ROUNDS, [two] * AGREEING_ROUNDS, [2 * one / two] * AGREEING_ROUNDS)
+    assert not settled([one] * 2, [two] * 2, [1.0, 2 * one / two])  # one round alone shows it
+    assert not settled([one] * 6, [one / 1.3 * 2] * 6, [1.3] * 6)  # 1.3×: neither, keep going

@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from abc import ABC
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar, cast
@@ -33,16 +33,19 @@ MIN_SPEEDUP = 1.4
 """Two calls at once finishing this much faster than one after the other count as parallel (2.0 is ideal)."""
 PROMPT_EXIT_S = 0.05
 """``asyncio.run`` returning later than this after the main coroutine counts as waiting."""
-ROUNDS = 5
-"""Rounds of the parallelism experiments before a clear "no"; the best counts.
+SERIAL_ROUNDS = 3
+"""Kept rounds of the parallelism experiments before a clear "no"; the best counts.
 
-Three looked enough once the control pair (:class:`_Control`) vouched for every round that
-took turns, but ``direct``'s GIL-releasing pair then read "CPUs busy" in 1 of 6 checks on an
-idle machine (2026-12-02): rounds are also left out for waiting, and three leave too few."""
+Kept: both of the round's timings counted (neither waited for a CPU, and a round that took
+turns had the control pair's word that two CPUs were free). Five rounds *run* were the rule
+until 2026-12-02, and three run were too few: ``direct``'s GIL-releasing pair read "CPUs
+busy" in 1 of 6 checks on an idle machine, its rounds left out for waiting. Counting kept
+rounds, a waiting round costs one more round, up to :data:`MAX_ROUNDS`; a quiet host
+answers "no" in three (0.5 s less per experiment than five)."""
 MAX_ROUNDS = 10
 """Rounds they get at most, when the best speed-up so far is neither clearly parallel nor clearly not."""
 CLEARLY_SERIAL = 1.15
-"""A best speed-up under this after :data:`ROUNDS` rounds ends the experiment: the calls take turns."""
+"""A best speed-up under this after :data:`SERIAL_ROUNDS` kept rounds ends the experiment: in turns."""
 CLEARLY_PARALLEL = 1.8
 """A speed-up this high after two rounds ends the experiment early: it can only grow."""
 AGREEING_ROUNDS = 2
@@ -389,7 +392,7 @@ class _Parallel(Experiment):
         raise NotImplementedError
 
     async def run(self, lab: Lab) -> Finding:
-        """Time one call, then two at once, in :data:`ROUNDS` to :data:`MAX_ROUNDS` rounds; report the best.
+        """Time one call, then two at once, in rounds until :func:`settled` (:data:`MAX_ROUNDS` at most).
 
         The best of each, because a moment of load from elsewhere can only slow a timing
         down. A timing during which the calls' threads spent over :data:`BUSY_WAITING` of
@@ -411,7 +414,9 @@ class _Parallel(Experiment):
         paired: list[float] = []  # each round's own speed-up, where both its timings counted
         agreeing = 0  # of them, those at MIN_SPEEDUP or more
         control = _Control()
-        for round_ in range(MAX_ROUNDS):
+        ran = 0
+        while ran < MAX_ROUNDS:
+            ran += 1
             stolen = _stolen_s()
             began = time.perf_counter()
             alone = await lab.call(job)
@@ -433,15 +438,11 @@ class _Parallel(Experiment):
                 twos.append(two)
             if one_ok and two_ok:
                 paired.append(2 * one / two)
-            # More rounds can only raise the best speed-up: a clear one settles the answer, and
-            # so does a clear "no" after the usual rounds; an unclear one gets more rounds.
-            best = 2 * min(ones) / min(twos) if ones and twos else 0.0
             agreeing = sum(r >= MIN_SPEEDUP for r in paired)
-            clear = best >= CLEARLY_PARALLEL and agreeing >= AGREEING_ROUNDS
-            if clear or (round_ + 1 >= ROUNDS and best < CLEARLY_SERIAL):
+            if settled(ones, twos, paired):
                 break
         if not ones or not twos:
-            return self.found(None, "CPUs busy", detail=f"no round of {ROUNDS} had a free CPU")
+            return self.found(None, "CPUs busy", detail=f"no round of {ran} had a free CPU")
         speedup = 2 * min(ones) / min(twos)
         if (os.cpu_count() or 1) < 2:
             return self.found(None, f"{speedup:.2f}× (1 CPU)", measured=speedup, unit="×")
@@ -504,6 +505,23 @@ def parallel(speedup: float, agreeing: int = AGREEING_ROUNDS) -> bool | None:
     if speedup >= MIN_SPEEDUP:
         return True if agreeing >= AGREEING_ROUNDS else None
     return False if speedup < CLEARLY_SERIAL else None
+
+
+def settled(ones: Sequence[float], twos: Sequence[float], paired: Sequence[float]) -> bool:
+    """Return whether the rounds so far answer the parallelism question; more can only raise the best.
+
+    ``ones`` and ``twos`` are the kept timings of one call and of two at once, ``paired``
+    the speed-ups of the rounds both of whose timings were kept. A clear "yes": a best
+    speed-up of :data:`CLEARLY_PARALLEL` with :data:`AGREEING_ROUNDS` rounds showing it on
+    their own. A clear "no": a best under :data:`CLEARLY_SERIAL` after :data:`SERIAL_ROUNDS`
+    kept rounds. Anything else (a best between, or too few kept rounds) needs more rounds.
+    """
+    if not ones or not twos:
+        return False
+    best = 2 * min(ones) / min(twos)
+    if best >= CLEARLY_PARALLEL:
+        return sum(r >= MIN_SPEEDUP for r in paired) >= AGREEING_ROUNDS
+    return best < CLEARLY_SERIAL and len(paired) >= SERIAL_ROUNDS
 
 
 def _waited(took_s: float, answers: list[object], stolen_s: float | None = None) -> bool:
